@@ -1,0 +1,39 @@
+/** Reading and writing keychain files: strict parse on read, locked atomic update on write. */
+import { isAbsolute, resolve } from 'node:path';
+import type { Ctx } from '../io/context.js';
+import { readFileOrNull, updateFile } from '../io/files.js';
+import { decodeText, parseKeychain, serializeKeychain, type Keychain } from './format.js';
+
+export const DEFAULT_KEYCHAIN = '.wave-keychain';
+
+/** The keychain path from `--keychain`, else $KEYSMITH_KEYCHAIN, else .wave-keychain here. */
+export function keychainPath(ctx: Ctx, flag: string | undefined): string {
+  const path = flag || ctx.env.KEYSMITH_KEYCHAIN || DEFAULT_KEYCHAIN;
+  return isAbsolute(path) ? path : resolve(ctx.cwd, path);
+}
+
+function parse(bytes: Buffer | null, path: string): Keychain {
+  return bytes === null ? { lines: [] } : parseKeychain(decodeText(bytes, path), path);
+}
+
+/** Load a keychain; a missing file is an empty keychain. */
+export async function loadKeychain(path: string): Promise<{ keychain: Keychain; exists: boolean }> {
+  const bytes = await readFileOrNull(path, 'keychain');
+  return { keychain: parse(bytes, path), exists: bytes !== null };
+}
+
+/**
+ * Change a keychain under its lock. `change` edits the parsed keychain in place and returns a
+ * result; if it throws, the file is left untouched. Created files get mode 0600.
+ */
+export async function updateKeychain<T>(path: string, change: (keychain: Keychain) => T | Promise<T>): Promise<T> {
+  return updateFile(
+    path,
+    async (bytes) => {
+      const keychain = parse(bytes, path);
+      const result = await change(keychain);
+      return { content: serializeKeychain(keychain), result };
+    },
+    { what: 'keychain' },
+  );
+}
