@@ -111,6 +111,62 @@ export function buildProgram(ctx: Ctx): Command {
     .addOption(costOption())
     .action(lazy(() => import('./commands/set-password.js')));
 
+  // Tokens: log in once, then `keysmith token` hands scripts a valid access token.
+  const profileOption = () => new Option('-p, --profile <name>', 'profile (default: $KEYSMITH_PROFILE, else the last login)');
+  const timeoutOption = () => new Option('--timeout <seconds>', 'give up on the server after this long (default: 30)');
+
+  program
+    .command('login')
+    .description('log in to a server and save the session (password from --password-stdin, $KEYSMITH_PASSWORD or a prompt)')
+    .argument('[url]', 'server URL (default: the profile\'s URL)')
+    .addOption(profileOption())
+    .addOption(new Option('--dialect <dialect>', 'server kind').choices(['auto', 'tiled', 'basic-login', 'wavemaker']).default('auto'))
+    .option('--provider <name>', 'Tiled authentication provider')
+    .option('-u, --username <name>', 'user name (default: $KEYSMITH_USERNAME, else a prompt)')
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--cacert <file>', 'trust the CA certificates in this PEM file')
+    .option('--token-ttl <seconds>', 'WaveMaker: token lifetime configured on the server (default: 1800)')
+    .addOption(timeoutOption())
+    .action(lazy(() => import('./commands/login.js')));
+
+  program
+    .command('token')
+    .description('print a valid access token, refreshing it first when it is about to expire')
+    .addOption(profileOption())
+    .option('--header', 'print the whole HTTP header line, e.g. "Authorization: Bearer ..."')
+    .option('--json', 'print {"token","type","expires_at","expires_in","profile"}')
+    .option('--min-ttl <seconds>', 'refresh when the token expires within this many seconds (default: 60, at most half its lifetime)')
+    .addOption(timeoutOption())
+    .action(lazy(() => import('./commands/token.js')));
+
+  program
+    .command('refresh')
+    .description('refresh the session now')
+    .addOption(profileOption())
+    .addOption(timeoutOption())
+    .action(lazy(() => import('./commands/refresh.js')));
+
+  program
+    .command('logout')
+    .description('revoke the session on the server (where it can be) and delete it locally')
+    .addOption(profileOption())
+    .option('--all', 'log out of every profile')
+    .action(lazy(() => import('./commands/logout.js')));
+
+  program
+    .command('whoami')
+    .description('show who the session belongs to and when it expires')
+    .addOption(profileOption())
+    .option('--json', 'print JSON')
+    .action(lazy(() => import('./commands/whoami.js')));
+
+  program
+    .command('profiles')
+    .description('list profiles (* marks the default), or change the default')
+    .option('--json', 'print a JSON array')
+    .option('--default <name>', 'make this profile the default')
+    .action(lazy(() => import('./commands/profiles.js')));
+
   return program;
 }
 

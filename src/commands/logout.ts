@@ -1,0 +1,35 @@
+import { say, type Ctx } from '../io/context.js';
+import { UsageError } from '../io/errors.js';
+import { loadDialect } from '../tokens/dialect.js';
+import { dialectEnv, httpOptions } from '../tokens/session.js';
+import { deleteSession, listProfiles, readSession, resolveProfile, type Profile } from '../tokens/store.js';
+
+export interface LogoutOptions {
+  profile?: string;
+  all?: boolean;
+}
+
+/** Revoke the session on the server where the dialect can, then delete it locally. */
+export async function run(opts: LogoutOptions, ctx: Ctx): Promise<void> {
+  if (opts.all && opts.profile) throw new UsageError('use either --profile or --all');
+  const profiles = opts.all ? (await listProfiles(ctx)).profiles : [await resolveProfile(ctx, opts.profile)];
+  for (const profile of profiles) await logout(ctx, profile);
+}
+
+/** The profile's settings stay, so `keysmith login --profile NAME` logs in again without a URL. */
+async function logout(ctx: Ctx, profile: Profile): Promise<void> {
+  const session = await readSession(ctx, profile.name);
+  const dialect = await loadDialect(profile.dialect);
+  let revoked = '';
+  if (session && dialect.revoke) {
+    try {
+      await dialect.revoke(await dialectEnv(ctx, httpOptions(profile)), profile, session);
+      revoked = ' and revoked the session on the server';
+    } catch (err) {
+      // Still forget it locally: the user asked to log out. Say the server was not told.
+      ctx.stderr.write(`warning: could not revoke the session on the server: ${(err as Error).message}\n`);
+    }
+  }
+  await deleteSession(ctx, profile.name);
+  say(ctx, session ? `Logged out of ${profile.name}${revoked}.` : `Not logged in to ${profile.name}; nothing to do.`);
+}

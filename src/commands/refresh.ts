@@ -1,0 +1,18 @@
+import { say, type Ctx } from '../io/context.js';
+import { currentSession } from '../tokens/session.js';
+import { resolveProfile } from '../tokens/store.js';
+import { parseSeconds } from './token.js';
+
+export interface RefreshOptions {
+  profile?: string;
+  timeout?: string;
+}
+
+/** Refresh the session now, whatever its expiry. Prints nothing on stdout. */
+export async function run(opts: RefreshOptions, ctx: Ctx): Promise<void> {
+  const profile = await resolveProfile(ctx, opts.profile);
+  const timeout = opts.timeout === undefined ? undefined : parseSeconds(opts.timeout, '--timeout', 30, 1);
+  const session = await currentSession(ctx, profile, { force: true, timeout });
+  const until = session.expiresAt ? `, valid until ${new Date(session.expiresAt).toISOString()}` : '';
+  say(ctx, `Refreshed ${profile.name}${until}.`);
+}

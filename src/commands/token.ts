@@ -1,0 +1,47 @@
+/**
+ * `keysmith token`: print a valid access token and nothing else. This is the call scripts make
+ * most, so its fast path reads two small files and imports nothing heavy.
+ */
+import { out, outJson, type Ctx } from '../io/context.js';
+import { UsageError } from '../io/errors.js';
+import { authHeader } from '../tokens/dialect.js';
+import { DEFAULT_MIN_TTL_SECONDS } from '../tokens/policy.js';
+import { currentSession } from '../tokens/session.js';
+import { resolveProfile } from '../tokens/store.js';
+
+export interface TokenOptions {
+  profile?: string;
+  header?: boolean;
+  json?: boolean;
+  minTtl?: string;
+  timeout?: string;
+}
+
+export function parseSeconds(value: string | undefined, flag: string, fallback: number, min = 0): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < min) throw new UsageError(`${flag} must be a number of seconds ≥ ${min}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export async function run(opts: TokenOptions, ctx: Ctx): Promise<void> {
+  const minTtl = parseSeconds(opts.minTtl, '--min-ttl', DEFAULT_MIN_TTL_SECONDS);
+  const timeout = opts.timeout === undefined ? undefined : parseSeconds(opts.timeout, '--timeout', 30, 1);
+  const profile = await resolveProfile(ctx, opts.profile);
+  const session = await currentSession(ctx, profile, { minTtl, timeout });
+  if (opts.json) {
+    const expiresIn = session.expiresAt === undefined ? null : Math.max(0, Math.floor((session.expiresAt - ctx.now()) / 1000));
+    outJson(ctx, {
+      token: session.accessToken,
+      type: session.tokenType,
+      expires_at: session.expiresAt === undefined ? null : new Date(session.expiresAt).toISOString(),
+      expires_in: expiresIn,
+      profile: profile.name,
+    });
+  } else if (opts.header) {
+    const [name, value] = authHeader(session);
+    out(ctx, `${name}: ${value}`);
+  } else {
+    out(ctx, session.accessToken);
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * A dialect is a small object of functions for one server family. The token store, locking and
+ * refresh policy live once, outside all dialects (src/tokens/session.ts).
+ */
+import type { Ctx } from '../io/context.js';
+import { KeysmithError } from '../io/errors.js';
+import type { Fetch, HttpOptions, HttpResponse } from './http.js';
+import type { DialectName, Profile, Session } from './store.js';
+
+export interface DialectEnv {
+  ctx: Ctx;
+  fetch: Fetch;
+  http: HttpOptions;
+}
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+export interface LoginRequest {
+  /** The profile as it will be saved; the dialect may fill in endpoints and other settings. */
+  profile: Profile;
+  /** Asks for username and password only when the dialect needs them. */
+  credentials: () => Promise<Credentials>;
+}
+
+export interface WhoAmI {
+  user: string;
+  details?: unknown;
+}
+
+export interface Dialect {
+  name: DialectName;
+  login(env: DialectEnv, request: LoginRequest): Promise<Session>;
+  /** Get a fresh session; throw SessionDeadError when the server says the session is over. */
+  refresh(env: DialectEnv, profile: Profile, session: Session): Promise<Session>;
+  /** Revoke the session on the server, where the dialect can. */
+  revoke?(env: DialectEnv, profile: Profile, session: Session): Promise<void>;
+  whoami?(env: DialectEnv, profile: Profile, session: Session): Promise<WhoAmI>;
+}
+
+export async function loadDialect(name: DialectName): Promise<Dialect> {
+  switch (name) {
+    case 'tiled':
+      return (await import('./dialects/tiled.js')).tiled;
+    case 'basic-login':
+      return (await import('./dialects/basic-login.js')).basicLogin;
+    case 'wavemaker':
+      return (await import('./dialects/wavemaker.js')).wavemaker;
+    default:
+      throw new KeysmithError(`dialect ${name} is not supported by this version of keysmith`, 2);
+  }
+}
+
+/** The HTTP header line that carries a session's token. */
+export function authHeader(session: Session): [string, string] {
+  if (session.tokenType.toLowerCase() === 'bearer') return ['Authorization', `Bearer ${session.accessToken}`];
+  return [session.tokenType, session.accessToken];
+}
+
+/** A JWT's claims, decoded without verifying it; undefined if the token is not a JWT. */
+export function jwtClaims(token: string): Record<string, unknown> | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as unknown;
+    return claims && typeof claims === 'object' ? (claims as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A Session from an OAuth-style token answer ({access_token, expires_in, refresh_token, ...}).
+ * Where `expires_in` is missing, the JWT's own `exp` is used.
+ */
+export function sessionFromTokenResponse(res: HttpResponse, nowMs: number, action: string): Session {
+  const body = res.json as Record<string, unknown> | undefined;
+  const access = body?.access_token;
+  if (typeof access !== 'string' || access === '') {
+    throw new KeysmithError(`${action}: the server's answer has no access_token (got ${describeBody(res)})`);
+  }
+  const session: Session = { accessToken: access, tokenType: 'bearer', obtainedAt: nowMs };
+  const expiresIn = Number(body!.expires_in);
+  if (body!.expires_in !== undefined && Number.isFinite(expiresIn)) session.expiresAt = nowMs + expiresIn * 1000;
+  else {
+    const exp = jwtClaims(access)?.exp;
+    if (typeof exp === 'number') session.expiresAt = exp * 1000;
+  }
+  if (typeof body!.refresh_token === 'string') {
+    session.refreshToken = body!.refresh_token;
+    const refreshIn = Number(body!.refresh_token_expires_in);
+    if (body!.refresh_token_expires_in !== undefined && Number.isFinite(refreshIn)) session.refreshExpiresAt = nowMs + refreshIn * 1000;
+    else {
+      const exp = jwtClaims(body!.refresh_token)?.exp;
+      if (typeof exp === 'number') session.refreshExpiresAt = exp * 1000;
+    }
+  }
+  if (typeof body!.scope === 'string') session.scope = body!.scope;
+  if (typeof body!.id_token === 'string') session.idToken = body!.id_token;
+  return session;
+}
+
+export function describeBody(res: HttpResponse): string {
+  if (res.json !== undefined) {
+    const keys = res.json && typeof res.json === 'object' ? Object.keys(res.json as object) : [];
+    return keys.length ? `JSON with fields ${keys.join(', ')}` : `JSON ${JSON.stringify(res.json).slice(0, 60)}`;
+  }
+  return res.text ? `a non-JSON body: ${res.text.trim().slice(0, 60)}` : 'an empty body';
+}

@@ -1,0 +1,113 @@
+/**
+ * Tiled (bluesky/tiled): discovery at GET /api/v1/, password login per internal provider,
+ * sliding sessions refreshed at /auth/session/refresh, revocation at /auth/session/revoke.
+ * Wire formats: shared/wire-reference.md §1.
+ */
+import { KeysmithError, UsageError } from '../../io/errors.js';
+import type { Dialect, DialectEnv } from '../dialect.js';
+import { describeBody, sessionFromTokenResponse } from '../dialect.js';
+import { SessionDeadError, httpError, joinUrl, request, serverMessage } from '../http.js';
+import type { Profile, Session } from '../store.js';
+
+export interface TiledProvider {
+  provider: string;
+  mode: string;
+  links?: { auth_endpoint?: string };
+  confirmation_message?: string;
+}
+
+export interface TiledAbout {
+  providers: TiledProvider[];
+  links: Record<string, string>;
+}
+
+/** GET {url}/api/v1/ and read its `authentication` block; undefined when it is not Tiled. */
+export async function discoverTiled(env: DialectEnv, url: string): Promise<TiledAbout | undefined> {
+  const res = await request(env.fetch, joinUrl(url, '/api/v1/'), {}, env.http);
+  const auth = (res.json as { authentication?: { providers?: unknown; links?: unknown } } | undefined)?.authentication;
+  if (res.status !== 200 || !auth || !Array.isArray(auth.providers)) return undefined;
+  return { providers: auth.providers as TiledProvider[], links: (auth.links ?? {}) as Record<string, string> };
+}
+
+function endpoint(profile: Profile, name: string, fallbackPath: string): string {
+  return profile.endpoints?.[name] ?? joinUrl(profile.url, fallbackPath);
+}
+
+async function chooseProvider(env: DialectEnv, about: TiledAbout, wanted: string | undefined): Promise<TiledProvider> {
+  const names = about.providers.map((p) => p.provider);
+  if (wanted) {
+    const found = about.providers.find((p) => p.provider === wanted);
+    if (!found) throw new UsageError(`the server has no provider ${wanted}; it has: ${names.join(', ') || 'none'}`);
+    return found;
+  }
+  if (about.providers.length === 1) return about.providers[0]!;
+  if (about.providers.length === 0) throw new KeysmithError('the server lists no authentication providers (anonymous access only?)');
+  if (env.ctx.isTTY.stdin && env.ctx.isTTY.stderr) {
+    const { promptSelect } = await import('../../io/prompt.js');
+    const name = await promptSelect(env.ctx, 'Log in with which provider?', names);
+    return about.providers.find((p) => p.provider === name)!;
+  }
+  throw new UsageError(`the server has several providers (${names.join(', ')}); choose one with --provider`);
+}
+
+export const tiled: Dialect = {
+  name: 'tiled',
+
+  async login(env, { profile, credentials }) {
+    const about = await discoverTiled(env, profile.url);
+    if (!about) throw new KeysmithError(`${profile.url} does not look like a Tiled server (GET /api/v1/ has no authentication providers)`);
+    const provider = await chooseProvider(env, about, profile.provider);
+    profile.provider = provider.provider;
+    const links = about.links;
+    profile.endpoints = {
+      ...(links.refresh_session && { refresh: links.refresh_session }),
+      ...(links.whoami && { whoami: links.whoami }),
+      // The POST form of revocation takes the refresh token; the DELETE form needs the session id.
+      ...(links.revoke_session && { revoke: links.revoke_session.replace(/\/\{session_id\}$/, '') }),
+    };
+    if (provider.mode !== 'internal' && provider.mode !== 'password') {
+      throw new UsageError(`provider ${provider.provider} logs in through a browser (device flow), which this version of keysmith does not support yet`);
+    }
+    const auth = provider.links?.auth_endpoint ?? joinUrl(profile.url, `/api/v1/auth/provider/${encodeURIComponent(provider.provider)}/token`);
+    profile.endpoints.token = auth;
+    const { username, password } = await credentials();
+    profile.username = username;
+    const res = await request(env.fetch, auth, { form: { grant_type: 'password', username, password } }, env.http);
+    if (res.status !== 200) throw httpError(res, 'login');
+    const session = sessionFromTokenResponse(res, env.ctx.now(), 'login');
+    if (provider.confirmation_message) {
+      const id = (res.json as { identity?: { id?: string } }).identity?.id ?? username;
+      env.ctx.stderr.write(provider.confirmation_message.replace('{id}', id) + '\n');
+    }
+    return session;
+  },
+
+  async refresh(env, profile, session) {
+    if (!session.refreshToken) throw new SessionDeadError('the session has no refresh token');
+    const res = await request(env.fetch, endpoint(profile, 'refresh', '/api/v1/auth/session/refresh'), { json: { refresh_token: session.refreshToken } }, env.http);
+    // 401 "Session has expired" / "Could not validate credentials", or 400: the python client
+    // treats both as "log in again" (wire-reference §1.5).
+    if (res.status === 401 || res.status === 400) throw new SessionDeadError(`the server ended the session: ${serverMessage(res)}`);
+    if (res.status !== 200) throw httpError(res, 'refresh');
+    return sessionFromTokenResponse(res, env.ctx.now(), 'refresh');
+  },
+
+  async revoke(env, profile, session) {
+    if (!session.refreshToken) return;
+    const res = await request(env.fetch, endpoint(profile, 'revoke', '/api/v1/auth/session/revoke'), { json: { refresh_token: session.refreshToken } }, env.http);
+    // 204 revoked; 409 "No session" or 401: the session is already gone, which is what we want.
+    if (res.status === 204 || res.status === 200 || res.status === 409 || res.status === 401) return;
+    throw httpError(res, 'revoke');
+  },
+
+  async whoami(env, profile, session) {
+    const res = await request(env.fetch, endpoint(profile, 'whoami', '/api/v1/auth/whoami'), { headers: { authorization: `Bearer ${session.accessToken}` } }, env.http);
+    if (res.status !== 200) throw httpError(res, 'whoami');
+    const principal = res.json as { identities?: Array<{ id?: string; provider?: string }>; uuid?: string } | null;
+    if (!principal) throw new KeysmithError(`whoami: the server does not recognise the token (got ${describeBody(res)})`);
+    const identity = principal.identities?.[0];
+    return { user: identity?.id ?? principal.uuid ?? 'unknown', details: principal };
+  },
+};
+
+export type { Session };

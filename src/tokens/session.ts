@@ -1,0 +1,79 @@
+/**
+ * The one refresh policy for every dialect: read the session without a lock (the fast path of
+ * `keysmith token`); when it is stale, take the session file's cross-process lock, read it again
+ * (another process may have refreshed it while we waited), refresh at most once, write it back
+ * atomically, release. N concurrent callers cause one refresh request and all get its result,
+ * and a rotating refresh token is never replayed.
+ */
+import type { Ctx } from '../io/context.js';
+import { KeysmithError, NotFoundError } from '../io/errors.js';
+import { withFileLock } from '../io/files.js';
+import type { DialectEnv } from './dialect.js';
+import type { HttpOptions } from './http.js';
+import { DEFAULT_MIN_TTL_SECONDS, isExpired, isStale } from './policy.js';
+import { deleteSession, readSession, sessionPath, writeSession, type Profile, type Session } from './store.js';
+
+export interface SessionOptions {
+  /** Refresh when the token expires within this many seconds (capped at half its lifetime). */
+  minTtl?: number;
+  /** Refresh even if the token is fresh (`keysmith refresh`). */
+  force?: boolean;
+  timeout?: number;
+}
+
+export function httpOptions(profile: Profile, overrides: { timeout?: number | undefined; cacert?: string | undefined } = {}): HttpOptions {
+  return { timeout: overrides.timeout ?? profile.timeout ?? 30, cacert: overrides.cacert ?? profile.cacert };
+}
+
+export async function dialectEnv(ctx: Ctx, http: HttpOptions): Promise<DialectEnv> {
+  const { makeFetch } = await import('./http.js');
+  return { ctx, http, fetch: await makeFetch(ctx, http) };
+}
+
+export function notLoggedIn(profile: string): NotFoundError {
+  return new NotFoundError(`not logged in (profile ${profile})`, `run: keysmith login --profile ${profile}`);
+}
+
+/** The profile's session, refreshed first when it is stale. */
+export async function currentSession(ctx: Ctx, profile: Profile, options: SessionOptions = {}): Promise<Session> {
+  const session = await readSession(ctx, profile.name);
+  if (!session) throw notLoggedIn(profile.name);
+  if (!options.force && !isStale(session, ctx.now(), options.minTtl ?? DEFAULT_MIN_TTL_SECONDS)) return session;
+  const http = httpOptions(profile, { timeout: options.timeout });
+  // Wait for a refresh running elsewhere for as long as it may take, plus a margin.
+  return withFileLock(sessionPath(ctx, profile.name), () => refreshLocked(ctx, profile, session, options, http), {
+    waitMs: ((http.timeout ?? 30) + 15) * 1000,
+  });
+}
+
+async function refreshLocked(ctx: Ctx, profile: Profile, seen: Session, options: SessionOptions, http: HttpOptions): Promise<Session> {
+  const current = await readSession(ctx, profile.name);
+  if (!current) throw notLoggedIn(profile.name);
+  const refreshedMeanwhile = current.accessToken !== seen.accessToken;
+  if (refreshedMeanwhile && !isStale(current, ctx.now(), options.minTtl ?? DEFAULT_MIN_TTL_SECONDS)) return current;
+  const { loadDialect } = await import('./dialect.js');
+  const { SessionDeadError } = await import('./http.js');
+  const dialect = await loadDialect(profile.dialect);
+  try {
+    const fresh = await dialect.refresh(await dialectEnv(ctx, http), profile, current);
+    // Servers that do not rotate refresh tokens may leave them out of the answer: keep ours.
+    if (!fresh.refreshToken && current.refreshToken) {
+      fresh.refreshToken = current.refreshToken;
+      fresh.refreshExpiresAt = current.refreshExpiresAt;
+    }
+    await writeSession(ctx, profile.name, fresh);
+    return fresh;
+  } catch (err) {
+    if (err instanceof SessionDeadError) {
+      // The server said the session is over: forget it, so the next call says "log in".
+      await deleteSession(ctx, profile.name);
+      throw new KeysmithError(err.message, 1, `log in again: keysmith login --profile ${profile.name}`);
+    }
+    // The server could not be asked (down, timeout): a token that is still valid is still good.
+    if (!options.force && !isExpired(current, ctx.now()) && err instanceof KeysmithError) {
+      ctx.stderr.write(`warning: could not refresh the token (${err.message}); using the current one, valid for ${Math.round((current.expiresAt! - ctx.now()) / 1000)} s more\n`);
+      return current;
+    }
+    throw err;
+  }
+}

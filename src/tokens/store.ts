@@ -1,0 +1,186 @@
+/**
+ * Profiles (configuration) and sessions (tokens), one place for both, used by every dialect.
+ *
+ *   $XDG_CONFIG_HOME/keysmith/profiles.json       {"default": NAME, "profiles": {NAME: Profile}}
+ *   $XDG_STATE_HOME/keysmith/sessions/NAME.json   Session (tokens), one file per profile
+ *
+ * Files are 0600 in 0700 directories and written atomically. The session file is also the lock
+ * target for refreshes, so concurrent `token` calls refresh once.
+ */
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import type { Ctx } from '../io/context.js';
+import { FormatError, KeysmithError, NotFoundError, UsageError } from '../io/errors.js';
+import { ensureDir, readFileOrNull, updateFile, writeFileAtomic, FILE_MODE } from '../io/files.js';
+
+export type DialectName = 'tiled' | 'basic-login' | 'wavemaker' | 'oauth2';
+
+export interface Profile {
+  name: string;
+  url: string;
+  dialect: DialectName;
+  username?: string;
+  /** Tiled: the authentication provider. */
+  provider?: string;
+  /** Endpoints found at login (so refreshing never needs discovery again). */
+  endpoints?: Record<string, string>;
+  /** WaveMaker: how long a token lives on the server (not in its answer), in seconds. */
+  tokenTtl?: number;
+  /** OAuth 2.0 client and flow. */
+  clientId?: string;
+  flow?: string;
+  scope?: string;
+  /** HTTP options. */
+  cacert?: string;
+  timeout?: number;
+}
+
+export interface Session {
+  accessToken: string;
+  /** `bearer` for most dialects; WaveMaker: the header/parameter name the server used. */
+  tokenType: string;
+  /** When the access token expires (ms since epoch); absent when unknown. */
+  expiresAt?: number;
+  /** When the access token was obtained (ms since epoch). */
+  obtainedAt: number;
+  refreshToken?: string;
+  refreshExpiresAt?: number;
+  scope?: string;
+  idToken?: string;
+}
+
+interface ProfilesFile {
+  default?: string;
+  profiles: Record<string, Profile>;
+}
+
+export function configDir(ctx: Ctx): string {
+  return join(baseDir(ctx, 'XDG_CONFIG_HOME', '.config'), 'keysmith');
+}
+
+export function stateDir(ctx: Ctx): string {
+  return join(baseDir(ctx, 'XDG_STATE_HOME', join('.local', 'state')), 'keysmith');
+}
+
+function baseDir(ctx: Ctx, xdgVar: string, fallback: string): string {
+  const xdg = ctx.env[xdgVar];
+  if (xdg && xdg.startsWith('/')) return xdg;
+  const home = ctx.env.HOME;
+  if (!home) throw new UsageError(`neither $${xdgVar} nor $HOME is set; cannot find keysmith's files`);
+  return join(home, fallback);
+}
+
+function profilesPath(ctx: Ctx): string {
+  return join(configDir(ctx), 'profiles.json');
+}
+
+export function sessionPath(ctx: Ctx, profile: string): string {
+  return join(stateDir(ctx), 'sessions', `${encodeURIComponent(profile)}.json`);
+}
+
+export function checkProfileName(name: string): string {
+  if (!name || name.length > 200 || /[\s\p{Cc}/\\]/u.test(name) || name.startsWith('.')) {
+    throw new UsageError(`invalid profile name ${JSON.stringify(name)} (no spaces, slashes or leading dot)`);
+  }
+  return name;
+}
+
+function parseJson<T>(bytes: Buffer, path: string): T {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as T;
+  } catch (err) {
+    throw new FormatError(path, undefined, `not valid JSON (${(err as Error).message}); fix or delete it`);
+  }
+}
+
+async function readProfiles(ctx: Ctx): Promise<ProfilesFile> {
+  const path = profilesPath(ctx);
+  const bytes = await readFileOrNull(path, 'profiles file');
+  if (!bytes) return { profiles: {} };
+  const data = parseJson<ProfilesFile>(bytes, path);
+  if (typeof data !== 'object' || data === null || typeof data.profiles !== 'object') {
+    throw new FormatError(path, undefined, 'expected {"profiles": {...}}');
+  }
+  return data;
+}
+
+async function updateProfiles<T>(ctx: Ctx, change: (file: ProfilesFile) => T): Promise<T> {
+  const path = profilesPath(ctx);
+  await ensureDir(configDir(ctx));
+  return updateFile(
+    path,
+    (bytes) => {
+      const file: ProfilesFile = bytes ? parseJson<ProfilesFile>(bytes, path) : { profiles: {} };
+      file.profiles ??= {};
+      const result = change(file);
+      return { content: JSON.stringify(file, null, 2) + '\n', result };
+    },
+    { what: 'profiles file' },
+  );
+}
+
+/** The profile a command uses: --profile, else $KEYSMITH_PROFILE, else the default (last login). */
+export async function resolveProfile(ctx: Ctx, flag: string | undefined): Promise<Profile> {
+  const file = await readProfiles(ctx);
+  const name = flag || ctx.env.KEYSMITH_PROFILE || file.default;
+  if (!name) throw new NotFoundError('not logged in', 'run: keysmith login URL');
+  const profile = file.profiles[name];
+  if (!profile) {
+    const known = Object.keys(file.profiles);
+    throw new NotFoundError(`no profile ${name}`, known.length ? `known profiles: ${known.join(', ')}; or run: keysmith login URL --profile ${name}` : 'run: keysmith login URL');
+  }
+  return profile;
+}
+
+export async function listProfiles(ctx: Ctx): Promise<{ default?: string; profiles: Profile[] }> {
+  const file = await readProfiles(ctx);
+  return { default: file.default, profiles: Object.values(file.profiles) };
+}
+
+/** Save a profile and make it the default (the last login is what `keysmith token` uses). */
+export async function saveProfile(ctx: Ctx, profile: Profile): Promise<void> {
+  checkProfileName(profile.name);
+  await updateProfiles(ctx, (file) => {
+    file.profiles[profile.name] = profile;
+    file.default = profile.name;
+  });
+}
+
+export async function setDefaultProfile(ctx: Ctx, name: string): Promise<void> {
+  await updateProfiles(ctx, (file) => {
+    if (!file.profiles[name]) throw new NotFoundError(`no profile ${name}`);
+    file.default = name;
+  });
+}
+
+export async function deleteProfile(ctx: Ctx, name: string): Promise<void> {
+  await updateProfiles(ctx, (file) => {
+    delete file.profiles[name];
+    if (file.default === name) file.default = Object.keys(file.profiles)[0];
+  });
+}
+
+/** Read a profile's session; null when there is none (logged out, or never logged in). */
+export async function readSession(ctx: Ctx, profile: string): Promise<Session | null> {
+  const path = sessionPath(ctx, profile);
+  const bytes = await readFileOrNull(path, 'session file');
+  if (!bytes) return null;
+  const session = parseJson<Session>(bytes, path);
+  if (typeof session?.accessToken !== 'string') throw new FormatError(path, undefined, 'no access token in session file; log in again');
+  return session;
+}
+
+/** Write a session (caller holds the session lock when refreshing). */
+export async function writeSession(ctx: Ctx, profile: string, session: Session): Promise<void> {
+  const path = sessionPath(ctx, profile);
+  await ensureDir(join(stateDir(ctx), 'sessions'));
+  await writeFileAtomic(path, JSON.stringify(session, null, 2) + '\n', FILE_MODE);
+}
+
+export async function deleteSession(ctx: Ctx, profile: string): Promise<void> {
+  try {
+    await fsp.rm(sessionPath(ctx, profile), { force: true });
+  } catch (err) {
+    throw new KeysmithError(`cannot delete session of ${profile}: ${(err as Error).message}`);
+  }
+}
