@@ -2,5 +2,6 @@
 import { main } from './cli.js';
 
 const code = await main(process.argv.slice(2));
-// Let stdout and stderr drain before exiting (pipes to slow readers may still hold data).
-process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+// Exit explicitly (a lingering socket or timer must not keep a script waiting), once stdout has
+// drained; stderr writes are synchronous for files, pipes and terminals.
+process.stdout.write('', () => process.exit(code));

@@ -1,7 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { promises as fsp, constants as fsc } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { KeysmithError, fileError } from './errors.js';
+
+let tempCounter = 0;
 
 /** Mode of files keysmith creates (secrets live in them). */
 export const FILE_MODE = 0o600;
@@ -25,7 +26,9 @@ export async function readFileOrNull(path: string, what = 'file'): Promise<Buffe
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): Promise<void> {
   const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  // O_EXCL below guarantees we never clobber another writer's temp file; the name only has to be
+  // unlikely to collide (node:crypto is not loaded for this: it costs start-up time).
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${(tempCounter++).toString(36)}${Math.random().toString(36).slice(2, 8)}.tmp`);
   let handle: fsp.FileHandle | undefined;
   try {
     handle = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);

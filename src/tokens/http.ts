@@ -188,9 +188,9 @@ export function serverMessage(res: HttpResponse): string {
     if ('error' in body) return JSON.stringify(body.error);
   }
   const type = res.headers.get('content-type') ?? '';
-  if (/html/i.test(type) || /^\s*</.test(res.text)) return `${res.status} ${res.statusText} (an HTML page, not an API answer: is the URL right?)`;
+  if (/html/i.test(type) || /^\s*</.test(res.text)) return 'an HTML page, not an API answer (is the URL right?)';
   const line = res.text.trim().split('\n')[0]?.slice(0, 200);
-  return line ? `${res.status} ${res.statusText}: ${line}` : `${res.status} ${res.statusText}`;
+  return line || res.statusText || 'no details';
 }
 
 /** An error for a non-2xx answer, naming the server and what it said. */
