@@ -2,6 +2,6 @@
 import { main } from './cli.js';
 
 const code = await main(process.argv.slice(2));
-// Exit explicitly (a lingering socket or timer must not keep a script waiting), once stdout has
-// drained; stderr writes are synchronous for files, pipes and terminals.
-process.stdout.write('', () => process.exit(code));
+// Output was written synchronously; exit now, so a lingering socket or timer never keeps a
+// script waiting.
+process.exit(code);

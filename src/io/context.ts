@@ -12,13 +12,18 @@ export interface Ctx {
   stdin(): NodeJS.ReadableStream;
   stdout: OutStream;
   stderr: OutStream;
+  /** stderr as a stream, for interactive prompts; created on first use. */
+  stderrStream(): NodeJS.WritableStream;
   env: Readonly<Record<string, string | undefined>>;
   cwd: string;
   /** Milliseconds since the epoch. */
   now(): number;
-  isTTY: { stdin: boolean; stdout: boolean; stderr: boolean };
+  /** Terminal checks; getters in the real process, so paths that never ask pay nothing. */
+  readonly isTTY: { readonly stdin: boolean; readonly stdout: boolean; readonly stderr: boolean };
   /** stdin is a pipe, file or socket that may carry data (not a terminal, not /dev/null). */
   stdinPiped: boolean;
+  /** Run `handler` on Ctrl-C (SIGINT) instead of dying; returns a function that stops listening. */
+  onInterrupt?(handler: () => void): () => void;
 }
 
 /** Write one line of data to stdout. */

@@ -6,7 +6,7 @@ import type { Ctx } from './context.js';
 import { KeysmithError } from './errors.js';
 
 function context(ctx: Ctx) {
-  return { input: ctx.stdin(), output: ctx.stderr as unknown as NodeJS.WritableStream, clearPromptOnDone: false };
+  return { input: ctx.stdin(), output: ctx.stderrStream(), clearPromptOnDone: false };
 }
 
 async function ask<T>(run: () => Promise<T>): Promise<T> {

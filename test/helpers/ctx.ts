@@ -28,6 +28,9 @@ export function fakeCtx(options: FakeCtxOptions = {}): FakeCtx {
     stdin: () => Readable.from(options.stdin === undefined ? [] : [Buffer.from(options.stdin)]),
     stdout: { write: (s: string) => (out += s) },
     stderr: { write: (s: string) => (err += s) },
+    stderrStream: () => {
+      throw new Error('no terminal in tests');
+    },
     env: options.env ?? {},
     cwd: options.cwd ?? process.cwd(),
     now: () => now,

@@ -1,0 +1,146 @@
+/**
+ * Every keysmith command, as data: name, arguments, options and the module that runs it.
+ * Add new commands here. Both argument parsers read this table: src/argv.ts (node:util parseArgs,
+ * used for ordinary invocations so start-up never loads commander) and src/program.ts (commander,
+ * loaded for help, suggestions and usage errors). A command module exports
+ * `run(...positionals, options, ctx)`.
+ */
+export interface OptionSpec {
+  /** Commander-style flags: '-k, --keychain <path>', '--json', '--no-qr'. */
+  flags: string;
+  description: string;
+  choices?: readonly string[];
+  default?: string;
+}
+
+export interface CommandModule {
+  run: (...args: never[]) => Promise<void>;
+}
+
+export interface CommandSpec {
+  name: string;
+  description: string;
+  /** Commander-style arguments: '<id>', '<id...>', '[url]'. */
+  args?: Array<{ name: string; description: string }>;
+  options: OptionSpec[];
+  load: () => Promise<CommandModule>;
+}
+
+const keychain: OptionSpec = { flags: '-k, --keychain <path>', description: 'keychain or htpasswd file (default: $KEYSMITH_KEYCHAIN, else ./.wave-keychain)' };
+const cost: OptionSpec = { flags: '--cost <n>', description: 'bcrypt cost, 4..31 (default: 10)' };
+const profile: OptionSpec = { flags: '-p, --profile <name>', description: 'profile (default: $KEYSMITH_PROFILE, else the last login)' };
+const timeout: OptionSpec = { flags: '--timeout <seconds>', description: 'give up on the server after this long (default: 30)' };
+
+export const COMMANDS: CommandSpec[] = [
+  // Keychains (H2O Wave access keys, htpasswd users)
+  {
+    name: 'create-access-key',
+    description: 'create an access key (ID and secret) and add its bcrypt hash to the keychain',
+    options: [
+      keychain,
+      { flags: '-n, --count <n>', description: 'how many keys to create in one write' },
+      cost,
+      { flags: '--json', description: 'print one JSON object per key: {"id","secret","keychain"}' },
+    ],
+    load: () => import('./create-access-key.js'),
+  },
+  {
+    name: 'list-access-keys',
+    description: 'list the IDs in the keychain, sorted',
+    options: [keychain, { flags: '--json', description: 'print a JSON array of {"id","algorithm","cost"}' }],
+    load: () => import('./list-access-keys.js'),
+  },
+  {
+    name: 'remove-access-key',
+    description: 'remove access keys; nothing is removed if any ID is unknown',
+    args: [{ name: '<id...>', description: 'access key IDs' }],
+    options: [keychain],
+    load: () => import('./remove-access-key.js'),
+  },
+  {
+    name: 'verify-access-key',
+    description: 'check a secret against the keychain (stdin, $H2O_WAVE_ACCESS_KEY_SECRET or a prompt); exit 0 on match, 1 otherwise',
+    args: [{ name: '<id>', description: 'access key ID (or htpasswd user)' }],
+    options: [keychain],
+    load: () => import('./verify-access-key.js'),
+  },
+  {
+    name: 'rotate-access-key',
+    description: 'replace an access key with a new one in one atomic write',
+    args: [{ name: '<id>', description: 'access key ID to replace' }],
+    options: [keychain, { flags: '--keep-old', description: 'keep the old key next to the new one' }, cost, { flags: '--json', description: 'print the new key as JSON' }],
+    load: () => import('./rotate-access-key.js'),
+  },
+  {
+    name: 'set-password',
+    description: 'add or update an htpasswd user with a bcrypt hash (for nginx, Apache, Flask-HTTPAuth)',
+    args: [{ name: '<user>', description: 'user name' }],
+    options: [keychain, { flags: '--password-stdin', description: 'read the password from standard input' }, cost],
+    load: () => import('./set-password.js'),
+  },
+
+
+  // Tokens: log in once, then `keysmith token` hands scripts a valid access token.
+  {
+    name: 'login',
+    description: 'log in to a server and save the session (password from --password-stdin, $KEYSMITH_PASSWORD or a prompt)',
+    args: [{ name: '[url]', description: "server URL (default: the profile's URL)" }],
+    options: [
+      profile,
+      { flags: '--dialect <dialect>', description: 'server kind', choices: ['auto', 'tiled', 'basic-login', 'wavemaker'], default: 'auto' },
+      { flags: '--provider <name>', description: 'Tiled authentication provider' },
+      { flags: '-u, --username <name>', description: 'user name (default: $KEYSMITH_USERNAME, else a prompt)' },
+      { flags: '--password-stdin', description: 'read the password from standard input' },
+      { flags: '--cacert <file>', description: 'trust the CA certificates in this PEM file' },
+      { flags: '--token-ttl <seconds>', description: 'WaveMaker: token lifetime configured on the server (default: 1800)' },
+      timeout,
+    ],
+    load: () => import('./login.js'),
+  },
+  {
+    name: 'token',
+    description: 'print a valid access token, refreshing it first when it is about to expire',
+    options: [
+      profile,
+      { flags: '--header', description: 'print the whole HTTP header line, e.g. "Authorization: Bearer ..."' },
+      { flags: '--json', description: 'print {"token","type","expires_at","expires_in","profile"}' },
+      { flags: '--min-ttl <seconds>', description: 'refresh when the token expires within this many seconds (default: 60, at most half its lifetime)' },
+      timeout,
+    ],
+    load: () => import('./token.js'),
+  },
+  {
+    name: 'refresh',
+    description: 'refresh the session now',
+    options: [profile, timeout],
+    load: () => import('./refresh.js'),
+  },
+  {
+    name: 'logout',
+    description: 'revoke the session on the server (where it can be) and delete it locally',
+    options: [profile, { flags: '--all', description: 'log out of every profile' }],
+    load: () => import('./logout.js'),
+  },
+  {
+    name: 'whoami',
+    description: 'show who the session belongs to and when it expires',
+    options: [profile, { flags: '--json', description: 'print JSON' }],
+    load: () => import('./whoami.js'),
+  },
+  {
+    name: 'profiles',
+    description: 'list profiles (* marks the default), or change the default',
+    options: [{ flags: '--json', description: 'print a JSON array' }, { flags: '--default <name>', description: 'make this profile the default' }],
+    load: () => import('./profiles.js'),
+  },
+];
+
+/** Parsed flags: '-k, --keychain <path>' → { short: 'k', long: 'keychain', key: 'keychain', takesValue: true }. */
+export function parseFlags(flags: string): { short?: string; long: string; key: string; takesValue: boolean; negate: boolean } {
+  const m = /^(?:-([A-Za-z]), )?--([a-z0-9-]+)(?: <[^>]+>)?$/.exec(flags);
+  if (!m) throw new Error(`bad option flags in command table: ${flags}`);
+  const long = m[2]!;
+  const negate = long.startsWith('no-');
+  const name = negate ? long.slice(3) : long;
+  return { short: m[1], long, key: name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase()), takesValue: flags.includes('<'), negate };
+}
