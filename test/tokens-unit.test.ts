@@ -114,3 +114,29 @@ describe('token answers and server errors', () => {
     expect(serverMessage(response(500, 'Internal Server Error', 'text/plain'))).toMatch(/Internal Server Error/);
   });
 });
+
+describe('server URLs and network failures', () => {
+  it('warns about plain http to hosts other than loopback', async () => {
+    const { parseServerUrl } = await import('../src/tokens/http.js');
+    for (const url of ['http://127.0.0.1:8000', 'http://localhost:8000', 'https://tiled.example.com']) {
+      const f = fakeCtx();
+      parseServerUrl(f.ctx, url);
+      expect(f.stderr()).toBe('');
+    }
+    const f = fakeCtx();
+    parseServerUrl(f.ctx, 'http://tiled.example.com');
+    expect(f.stderr()).toMatch(/warning: http:\/\/tiled\.example\.com is plain http/);
+    expect(() => parseServerUrl(fakeCtx().ctx, 'ftp://x')).toThrow(/unsupported URL scheme/);
+  });
+
+  it('maps DNS, reset and TLS failures to one line (no DNS lookups in tests: the resolver is not ours)', async () => {
+    const { networkError } = await import('../src/tokens/http.js');
+    const fail = (code: string) => Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error(code), { code }) });
+    expect(networkError(fail('ENOTFOUND'), 'https://nope.invalid/x', 30).message).toBe('cannot resolve host nope.invalid (DNS lookup failed)');
+    expect(networkError(fail('ECONNRESET'), 'http://h:1/', 30).message).toMatch(/closed the connection/);
+    const tls = networkError(fail('SELF_SIGNED_CERT_IN_CHAIN'), 'https://h/', 30);
+    expect(tls.message).toMatch(/TLS error/);
+    expect(tls.hint).toMatch(/--cacert/);
+    expect(networkError(Object.assign(new Error('t'), { name: 'TimeoutError' }), 'http://h/', 5).message).toMatch(/no answer within 5 s/);
+  });
+});

@@ -8,7 +8,7 @@
 import { KeysmithError } from '../../io/errors.js';
 import type { Dialect, DialectEnv } from '../dialect.js';
 import { describeBody } from '../dialect.js';
-import { SessionDeadError, httpError, joinUrl, request, type HttpResponse, type RequestInit } from '../http.js';
+import { httpError, joinUrl, request, type HttpResponse, type RequestInit } from '../http.js';
 import { isExpired } from '../policy.js';
 import type { Profile, Session } from '../store.js';
 
@@ -48,7 +48,10 @@ export const wavemaker: Dialect = {
     }
     const password = env.ctx.env.KEYSMITH_PASSWORD;
     if (!password || !profile.username) {
-      throw new SessionDeadError('the WaveMaker token is no longer valid and WaveMaker has no refresh tokens; set KEYSMITH_PASSWORD to renew it unattended');
+      // Not SessionDeadError: the server said nothing, we only lack the password, so the session
+      // stays and a later call with KEYSMITH_PASSWORD set can renew it.
+      throw new KeysmithError('the WaveMaker token is no longer valid and WaveMaker has no refresh tokens', 1,
+        `set KEYSMITH_PASSWORD to renew it unattended, or run: keysmith login --profile ${profile.name}`);
     }
     return sessionFrom(env, profile, await tokenRequest(env, profile, { basic: { username: profile.username, password } }), 'renew');
   },
