@@ -30,6 +30,12 @@ const keychain: OptionSpec = { flags: '-k, --keychain <path>', description: 'key
 const cost: OptionSpec = { flags: '--cost <n>', description: 'bcrypt cost, 4..31 (default: 10)' };
 const profile: OptionSpec = { flags: '-p, --profile <name>', description: 'profile (default: $KEYSMITH_PROFILE, else the last login)' };
 const timeout: OptionSpec = { flags: '--timeout <seconds>', description: 'give up on the server after this long (default: 30)' };
+const secretOptions: OptionSpec[] = [
+  { flags: '--bytes <n>', description: 'random bytes per secret (default: 32; at least 16)' },
+  { flags: '--encoding <name>', description: 'hex, base64, base64url or alnum (default: hex)' },
+  { flags: '--length <n>', description: 'characters, for --encoding alnum (default: 43, 256 bits)' },
+  { flags: '--allow-weak', description: 'allow secrets of fewer than 128 bits' },
+];
 
 export const COMMANDS: CommandSpec[] = [
   // Keychains (H2O Wave access keys, htpasswd users)
@@ -79,6 +85,32 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import('./set-password.js'),
   },
 
+  // Secrets: random secrets, and rotation of signing-key lists in YAML configs and env files.
+  {
+    name: 'generate-secret',
+    description: 'print a random secret (default: 32 bytes as hex, like `openssl rand -hex 32`)',
+    options: [
+      ...secretOptions,
+      { flags: '-n, --count <n>', description: 'print this many distinct secrets, one per line' },
+      { flags: '--json', description: 'print one JSON object per secret: {"secret","encoding","bits"}' },
+    ],
+    load: () => import('./generate-secret.js'),
+  },
+  {
+    name: 'rotate-secret',
+    description: 'put a new signing key first in a list in a YAML config or env file, keeping the previous ones',
+    args: [{ name: '<file>', description: 'YAML file (.yml, .yaml) or env file (.env, .env.*, *.env)' }],
+    options: [
+      { flags: '--key <path>', description: 'YAML: dotted path of the list (default: authentication.secret_keys)' },
+      { flags: '--var <name>', description: 'env file: variable holding the list (default: TILED_SERVER_SECRET_KEYS)' },
+      { flags: '--format <format>', description: 'yaml or env (default: from the file name)' },
+      { flags: '--keep <n>', description: 'keys to keep, the new one included (default: 2)' },
+      ...secretOptions,
+      { flags: '--dry-run', description: 'print a diff with the keys hidden, and write nothing' },
+      { flags: '--print', description: 'print the new key on stdout' },
+    ],
+    load: () => import('./rotate-secret.js'),
+  },
 
   // Tokens: log in once, then `keysmith token` hands scripts a valid access token.
   {
@@ -87,8 +119,18 @@ export const COMMANDS: CommandSpec[] = [
     args: [{ name: '[url]', description: "server URL (default: the profile's URL)" }],
     options: [
       profile,
-      { flags: '--dialect <dialect>', description: 'server kind', choices: ['auto', 'tiled', 'basic-login', 'wavemaker'], default: 'auto' },
-      { flags: '--provider <name>', description: 'Tiled authentication provider' },
+      { flags: '--dialect <dialect>', description: 'server kind', choices: ['auto', 'tiled', 'basic-login', 'wavemaker', 'oauth2'], default: 'auto' },
+      { flags: '--provider <name>', description: 'Tiled authentication provider (external providers log in with the device flow)' },
+      {
+        flags: '--flow <flow>',
+        description: 'password (tiled, basic-login, wavemaker), device (oauth2 default, Tiled external providers, basic-login /authorize) or client-credentials (oauth2)',
+        choices: ['device', 'client-credentials', 'password'],
+      },
+      { flags: '--client-id <id>', description: 'OAuth 2.0 client ID' },
+      { flags: '--client-secret-stdin', description: 'read the OAuth 2.0 client secret from standard input (else $KEYSMITH_CLIENT_SECRET)' },
+      { flags: '--scope <scopes>', description: 'OAuth 2.0 scopes, space-separated (device flow default: openid offline_access, where offered)' },
+      { flags: '--no-qr', description: 'device flow: do not draw a QR code of the address' },
+      { flags: '--json', description: 'device flow: also write the codes to stderr as one JSON line' },
       { flags: '-u, --username <name>', description: 'user name (default: $KEYSMITH_USERNAME, else a prompt)' },
       { flags: '--password-stdin', description: 'read the password from standard input' },
       { flags: '--cacert <file>', description: 'trust the CA certificates in this PEM file' },
@@ -126,6 +168,17 @@ export const COMMANDS: CommandSpec[] = [
     description: 'show who the session belongs to and when it expires',
     options: [profile, { flags: '--json', description: 'print JSON' }],
     load: () => import('./whoami.js'),
+  },
+  {
+    name: 'inspect-token',
+    description: "decode a JWT (header, claims, expiry); with --secret-file, verify HS256 against every key in a rotation list",
+    args: [{ name: '[token]', description: "the token, or - for standard input (default: piped stdin, else the profile's token)" }],
+    options: [
+      { flags: '--secret-file <file>', description: 'YAML config, env file or one key per line: the keys to verify the signature with' },
+      { flags: '--json', description: 'print {"header","claims","expires_at","expired","verified","key_index"}' },
+      profile,
+    ],
+    load: () => import('./inspect-token.js'),
   },
   {
     name: 'profiles',
