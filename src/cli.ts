@@ -78,6 +78,10 @@ export function processContext(): Ctx {
     get stdinPiped() {
       return fdIsPiped(0);
     },
+    onInterrupt: (handler) => {
+      process.on('SIGINT', handler);
+      return () => void process.off('SIGINT', handler);
+    },
   };
 }
 

@@ -18,19 +18,42 @@ export interface LoginOptions {
   timeout?: string;
   cacert?: string;
   tokenTtl?: string;
+  /** OAuth 2.0 (--dialect oauth2). */
+  clientId?: string;
+  clientSecretStdin?: boolean;
+  scope?: string;
+  /** device | client-credentials | password. */
+  flow?: string;
+  /** Device flows: false with --no-qr; --json also writes the codes as one JSON line to stderr. */
+  qr?: boolean;
+  json?: boolean;
 }
 
-const DIALECTS = ['auto', 'tiled', 'basic-login', 'wavemaker'] as const;
+const DIALECTS = ['auto', 'tiled', 'basic-login', 'wavemaker', 'oauth2'] as const;
+/** How each dialect can log in; the first is its default. */
+const FLOWS: Record<DialectName, readonly string[]> = {
+  tiled: ['password', 'device'],
+  'basic-login': ['password', 'device'],
+  wavemaker: ['password'],
+  oauth2: ['device', 'client-credentials'],
+};
 
 export async function run(url: string | undefined, opts: LoginOptions, ctx: Ctx): Promise<void> {
   const wanted = (opts.dialect ?? 'auto') as (typeof DIALECTS)[number];
   if (!DIALECTS.includes(wanted)) throw new UsageError(`unknown dialect ${JSON.stringify(opts.dialect)}; choose one of ${DIALECTS.join(', ')}`);
+  if (opts.passwordStdin && opts.clientSecretStdin) throw new UsageError('--password-stdin and --client-secret-stdin cannot both read standard input');
   const previous = await previousProfile(ctx, opts.profile, url);
   const rawUrl = url ?? previous?.url;
   if (!rawUrl) throw new UsageError('which server? give its URL: keysmith login URL');
   const base = parseServerUrl(ctx, rawUrl).href.replace(/\/+$/, '');
   const name = checkProfileName(opts.profile ?? previous?.name ?? new URL(base).host);
   const timeout = opts.timeout === undefined ? undefined : parseSeconds(opts.timeout, '--timeout', 30, 1);
+  // Logging in again to the same server keeps its OAuth client, scope and flow unless told
+  // otherwise (on Tiled the provider decides the flow).
+  const same = previous?.url === base ? previous : undefined;
+  const flow = opts.flow ?? (same?.dialect === 'tiled' ? undefined : same?.flow);
+  const clientId = opts.clientId ?? same?.clientId;
+  const scope = opts.scope ?? same?.scope;
   const profile: Profile = {
     name,
     url: base,
@@ -39,11 +62,23 @@ export async function run(url: string | undefined, opts: LoginOptions, ctx: Ctx)
     ...(timeout !== undefined && { timeout }),
     ...(opts.cacert && { cacert: opts.cacert }),
     ...(opts.tokenTtl !== undefined && { tokenTtl: parseSeconds(opts.tokenTtl, '--token-ttl', 1800, 1) }),
+    ...(flow && { flow }),
+    ...(clientId && { clientId }),
+    ...(scope && { scope }),
   };
   const env = await dialectEnv(ctx, httpOptions(profile));
   const dialect = wanted === 'auto' ? await detectDialect(env, base) : await loadDialect(wanted);
   profile.dialect = dialect.name;
-  const session = await dialect.login(env, { profile, credentials: () => askCredentials(ctx, opts, previous?.username) });
+  if (flow && !FLOWS[dialect.name].includes(flow)) throw new UsageError(`${dialect.name} servers log in with --flow ${FLOWS[dialect.name].join(' or ')}, not ${flow}`);
+  if (dialect.name !== 'oauth2' && (opts.clientId || opts.clientSecretStdin || opts.scope)) {
+    throw new UsageError('--client-id, --client-secret-stdin and --scope are for OAuth 2.0 servers (--dialect oauth2)');
+  }
+  const session = await dialect.login(env, {
+    profile,
+    credentials: () => askCredentials(ctx, opts, previous?.username),
+    clientSecret: (required) => askClientSecret(ctx, opts, required),
+    device: { qr: opts.qr !== false, json: Boolean(opts.json) },
+  });
   await writeSession(ctx, name, session);
   await saveProfile(ctx, profile);
   const until = session.expiresAt ? `; token valid until ${new Date(session.expiresAt).toISOString()}` : '';
@@ -74,13 +109,33 @@ async function askCredentials(ctx: Ctx, opts: LoginOptions, previousUser: string
   return { username, password };
 }
 
-/** auto: Tiled announces itself at /api/v1/; WaveMaker's token endpoint answers with its own error. */
+/**
+ * A client secret, never from argv: --client-secret-stdin, $KEYSMITH_CLIENT_SECRET, or (when the
+ * flow needs one) a masked prompt. Public clients (device flow) need none.
+ */
+async function askClientSecret(ctx: Ctx, opts: LoginOptions, required: boolean): Promise<string | undefined> {
+  if (!required && !opts.clientSecretStdin && !ctx.env.KEYSMITH_CLIENT_SECRET) return undefined;
+  return readSecret(ctx, {
+    what: 'client secret',
+    stdin: opts.clientSecretStdin ? 'always' : 'never',
+    envVar: 'KEYSMITH_CLIENT_SECRET',
+    prompt: 'Client secret:',
+    howTo: 'pipe it with --client-secret-stdin or set KEYSMITH_CLIENT_SECRET',
+  });
+}
+
+/**
+ * auto: Tiled announces itself at /api/v1/; OAuth 2.0 servers publish metadata under
+ * /.well-known/; WaveMaker's token endpoint answers with its own error.
+ */
 async function detectDialect(env: DialectEnv, base: string): Promise<Dialect> {
   const { discoverTiled } = await import('../tokens/dialects/tiled.js');
   if (await discoverTiled(env, base)) return loadDialect('tiled');
+  const { discover } = await import('../tokens/dialects/oauth2.js');
+  if (await discover(env, base)) return loadDialect('oauth2');
   const res = await request(env.fetch, joinUrl(base, '/services/security/token'), { method: 'GET' }, env.http);
   if (res.status === 401 && JSON.stringify(res.json ?? '').includes('generate access token')) return loadDialect('wavemaker');
-  throw new UsageError(`cannot tell what kind of server ${base} is`, 'pass --dialect tiled, basic-login or wavemaker');
+  throw new UsageError(`cannot tell what kind of server ${base} is`, 'pass --dialect tiled, basic-login, wavemaker or oauth2');
 }
 
 export type { DialectName };

@@ -23,8 +23,8 @@ async function logout(ctx: Ctx, profile: Profile): Promise<void> {
   let revoked = '';
   if (session && dialect.revoke) {
     try {
-      await dialect.revoke(await dialectEnv(ctx, httpOptions(profile)), profile, session);
-      revoked = ' and revoked the session on the server';
+      const done = await dialect.revoke(await dialectEnv(ctx, httpOptions(profile)), profile, session);
+      if (done !== false) revoked = ' and revoked the session on the server';
     } catch (err) {
       // Still forget it locally: the user asked to log out. Say the server was not told.
       ctx.stderr.write(`warning: could not revoke the session on the server: ${(err as Error).message}\n`);

@@ -23,6 +23,10 @@ export interface LoginRequest {
   profile: Profile;
   /** Asks for username and password only when the dialect needs them. */
   credentials: () => Promise<Credentials>;
+  /** OAuth 2.0 client secret (--client-secret-stdin, $KEYSMITH_CLIENT_SECRET, or a prompt when required). */
+  clientSecret?: (required: boolean) => Promise<string | undefined>;
+  /** How a device flow shows its codes (--no-qr, --json). */
+  device?: { qr: boolean; json: boolean };
 }
 
 export interface WhoAmI {
@@ -35,8 +39,8 @@ export interface Dialect {
   login(env: DialectEnv, request: LoginRequest): Promise<Session>;
   /** Get a fresh session; throw SessionDeadError when the server says the session is over. */
   refresh(env: DialectEnv, profile: Profile, session: Session): Promise<Session>;
-  /** Revoke the session on the server, where the dialect can. */
-  revoke?(env: DialectEnv, profile: Profile, session: Session): Promise<void>;
+  /** Revoke the session on the server, where the dialect can; false when the server offers no way to. */
+  revoke?(env: DialectEnv, profile: Profile, session: Session): Promise<boolean | void>;
   whoami?(env: DialectEnv, profile: Profile, session: Session): Promise<WhoAmI>;
 }
 
@@ -48,6 +52,8 @@ export async function loadDialect(name: DialectName): Promise<Dialect> {
       return (await import('./dialects/basic-login.js')).basicLogin;
     case 'wavemaker':
       return (await import('./dialects/wavemaker.js')).wavemaker;
+    case 'oauth2':
+      return (await import('./dialects/oauth2.js')).oauth2;
     default:
       throw new KeysmithError(`dialect ${name} is not supported by this version of keysmith`, 2);
   }
@@ -77,28 +83,32 @@ export function jwtClaims(token: string): Record<string, unknown> | undefined {
  */
 export function sessionFromTokenResponse(res: HttpResponse, nowMs: number, action: string): Session {
   const body = res.json as Record<string, unknown> | undefined;
-  const access = body?.access_token;
-  if (typeof access !== 'string' || access === '') {
+  if (typeof body?.access_token !== 'string' || body.access_token === '') {
     throw new KeysmithError(`${action}: the server's answer has no access_token (got ${describeBody(res)})`);
   }
-  const session: Session = { accessToken: access, tokenType: 'bearer', obtainedAt: nowMs };
-  const expiresIn = Number(body!.expires_in);
-  if (body!.expires_in !== undefined && Number.isFinite(expiresIn)) session.expiresAt = nowMs + expiresIn * 1000;
+  return sessionFromTokenBody(body, nowMs);
+}
+
+/** A Session from the fields of a token answer that has an access_token. */
+export function sessionFromTokenBody(body: Record<string, unknown>, nowMs: number): Session {
+  const session: Session = { accessToken: body.access_token as string, tokenType: 'bearer', obtainedAt: nowMs };
+  const expiresIn = Number(body.expires_in);
+  if (body.expires_in !== undefined && Number.isFinite(expiresIn)) session.expiresAt = nowMs + expiresIn * 1000;
   else {
-    const exp = jwtClaims(access)?.exp;
+    const exp = jwtClaims(session.accessToken)?.exp;
     if (typeof exp === 'number') session.expiresAt = exp * 1000;
   }
-  if (typeof body!.refresh_token === 'string') {
-    session.refreshToken = body!.refresh_token;
-    const refreshIn = Number(body!.refresh_token_expires_in);
-    if (body!.refresh_token_expires_in !== undefined && Number.isFinite(refreshIn)) session.refreshExpiresAt = nowMs + refreshIn * 1000;
+  if (typeof body.refresh_token === 'string') {
+    session.refreshToken = body.refresh_token;
+    const refreshIn = Number(body.refresh_token_expires_in);
+    if (body.refresh_token_expires_in !== undefined && Number.isFinite(refreshIn)) session.refreshExpiresAt = nowMs + refreshIn * 1000;
     else {
-      const exp = jwtClaims(body!.refresh_token)?.exp;
+      const exp = jwtClaims(body.refresh_token)?.exp;
       if (typeof exp === 'number') session.refreshExpiresAt = exp * 1000;
     }
   }
-  if (typeof body!.scope === 'string') session.scope = body!.scope;
-  if (typeof body!.id_token === 'string') session.idToken = body!.id_token;
+  if (typeof body.scope === 'string') session.scope = body.scope;
+  if (typeof body.id_token === 'string') session.idToken = body.id_token;
   return session;
 }
 

@@ -33,6 +33,8 @@ export interface RequestInit {
   form?: Record<string, string>;
   /** HTTP Basic credentials. */
   basic?: { username: string; password: string };
+  /** Abandons the request (Ctrl-C during a device flow), besides the timeout. */
+  signal?: AbortSignal;
 }
 
 export type Fetch = typeof fetch;
@@ -153,7 +155,8 @@ export async function request(fetchFn: Fetch, url: string, init: RequestInit, op
   let res: Response;
   let text: string;
   try {
-    res = await fetchFn(url, { method: init.method ?? (body ? 'POST' : 'GET'), headers, body, redirect: 'follow', signal: AbortSignal.timeout(timeout * 1000) });
+    const signal = init.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(timeout * 1000)]) : AbortSignal.timeout(timeout * 1000);
+    res = await fetchFn(url, { method: init.method ?? (body ? 'POST' : 'GET'), headers, body, redirect: 'follow', signal });
     text = await res.text();
   } catch (err) {
     throw networkError(err, url, timeout);

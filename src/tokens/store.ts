@@ -47,6 +47,8 @@ export interface Session {
   refreshExpiresAt?: number;
   scope?: string;
   idToken?: string;
+  /** OAuth 2.0 confidential client: its secret, kept here (0600, state dir) rather than in profiles.json. */
+  clientSecret?: string;
 }
 
 interface ProfilesFile {

@@ -4,14 +4,16 @@
  * endpoint: the user is the access token's `sub`. Wire formats: shared/wire-reference.md §2.
  */
 import { KeysmithError } from '../../io/errors.js';
-import type { Dialect } from '../dialect.js';
+import type { Dialect, DialectEnv, LoginRequest } from '../dialect.js';
 import { jwtClaims, sessionFromTokenResponse } from '../dialect.js';
 import { SessionDeadError, httpError, joinUrl, request } from '../http.js';
+import type { Profile, Session } from '../store.js';
 
 export const basicLogin: Dialect = {
   name: 'basic-login',
 
-  async login(env, { profile, credentials }) {
+  async login(env, { profile, credentials, device }) {
+    if (profile.flow === 'device') return deviceLogin(env, profile, device);
     const { username, password } = await credentials();
     profile.username = username;
     const res = await request(env.fetch, joinUrl(profile.url, '/login'), { method: 'POST', basic: { username, password } }, env.http);
@@ -34,3 +36,31 @@ export const basicLogin: Dialect = {
     return { user: sub };
   },
 };
+
+/**
+ * The device flow (wire-reference §2): POST /authorize, then poll POST /token with form
+ * device_code: 401 {"error": "pending"} while waiting, 401 "unrecognized device code -- maybe
+ * expired" once the code is gone, 200 with the token pair once approved. The answer's
+ * verification_uri is hard-coded to localhost:8000 in the real app, so polls go to {url}/token.
+ */
+async function deviceLogin(env: DialectEnv, profile: Profile, device: LoginRequest['device']): Promise<Session> {
+  const { runDeviceFlow, startAuthorizeFlow } = await import('../flows/device.js');
+  const start = await startAuthorizeFlow(env, joinUrl(profile.url, '/authorize'));
+  const session = await runDeviceFlow<Session>(
+    env.ctx,
+    start.codes,
+    async (signal) => {
+      const res = await request(env.fetch, joinUrl(profile.url, '/token'), { form: { device_code: start.deviceCode }, signal }, env.http);
+      if (res.status === 200) return { status: 'approved', value: sessionFromTokenResponse(res, env.ctx.now(), 'login') };
+      const error = (res.json as { error?: unknown } | undefined)?.error;
+      if (res.status === 401 && error === 'pending') return { status: 'pending' };
+      if (res.status === 401 && typeof error === 'string' && error.startsWith('unrecognized device code')) return { status: 'expired' };
+      if (error === 'slow_down') return { status: 'slow_down' };
+      throw httpError(res, 'login');
+    },
+    device,
+  );
+  const sub = jwtClaims(session.accessToken)?.sub;
+  if (typeof sub === 'string') profile.username = sub;
+  return session;
+}

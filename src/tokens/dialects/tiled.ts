@@ -4,9 +4,9 @@
  * Wire formats: shared/wire-reference.md §1.
  */
 import { KeysmithError, UsageError } from '../../io/errors.js';
-import type { Dialect, DialectEnv } from '../dialect.js';
+import type { Dialect, DialectEnv, LoginRequest } from '../dialect.js';
 import { describeBody, sessionFromTokenResponse } from '../dialect.js';
-import { SessionDeadError, httpError, joinUrl, request, serverMessage } from '../http.js';
+import { SessionDeadError, httpError, joinUrl, request, serverMessage, type HttpResponse } from '../http.js';
 import type { Profile, Session } from '../store.js';
 
 export interface TiledProvider {
@@ -53,7 +53,7 @@ async function chooseProvider(env: DialectEnv, about: TiledAbout, wanted: string
 export const tiled: Dialect = {
   name: 'tiled',
 
-  async login(env, { profile, credentials }) {
+  async login(env, { profile, credentials, device }) {
     const about = await discoverTiled(env, profile.url);
     if (!about) throw new KeysmithError(`${profile.url} does not look like a Tiled server (GET /api/v1/ has no authentication providers)`);
     const provider = await chooseProvider(env, about, profile.provider);
@@ -65,20 +65,30 @@ export const tiled: Dialect = {
       // The POST form of revocation takes the refresh token; the DELETE form needs the session id.
       ...(links.revoke_session && { revoke: links.revoke_session.replace(/\/\{session_id\}$/, '') }),
     };
-    if (provider.mode !== 'internal' && provider.mode !== 'password') {
-      throw new UsageError(`provider ${provider.provider} logs in through a browser (device flow), which this version of keysmith does not support yet`);
+    const external = provider.mode === 'external';
+    if (!external && provider.mode !== 'internal' && provider.mode !== 'password') {
+      throw new UsageError(`provider ${provider.provider} has mode ${provider.mode}, which keysmith does not know`);
     }
-    const auth = provider.links?.auth_endpoint ?? joinUrl(profile.url, `/api/v1/auth/provider/${encodeURIComponent(provider.provider)}/token`);
-    profile.endpoints.token = auth;
-    const { username, password } = await credentials();
-    profile.username = username;
-    const res = await request(env.fetch, auth, { form: { grant_type: 'password', username, password } }, env.http);
-    if (res.status !== 200) throw httpError(res, 'login');
+    if (profile.flow && external !== (profile.flow === 'device')) {
+      throw new UsageError(`provider ${provider.provider} logs in ${external ? 'through a browser (--flow device)' : 'with a password (--flow password)'}`);
+    }
+    const providerPath = `/api/v1/auth/provider/${encodeURIComponent(provider.provider)}`;
+    let res: HttpResponse;
+    if (external) {
+      profile.flow = 'device';
+      res = await deviceLogin(env, provider.links?.auth_endpoint ?? joinUrl(profile.url, `${providerPath}/authorize`), joinUrl(profile.url, `${providerPath}/token`), device);
+    } else {
+      const auth = provider.links?.auth_endpoint ?? joinUrl(profile.url, `${providerPath}/token`);
+      profile.endpoints.token = auth;
+      const { username, password } = await credentials();
+      profile.username = username;
+      res = await request(env.fetch, auth, { form: { grant_type: 'password', username, password } }, env.http);
+      if (res.status !== 200) throw httpError(res, 'login');
+    }
     const session = sessionFromTokenResponse(res, env.ctx.now(), 'login');
-    if (provider.confirmation_message) {
-      const id = (res.json as { identity?: { id?: string } }).identity?.id ?? username;
-      env.ctx.stderr.write(provider.confirmation_message.replace('{id}', id) + '\n');
-    }
+    const id = (res.json as { identity?: { id?: string } }).identity?.id ?? profile.username;
+    if (external) profile.username = id;
+    if (provider.confirmation_message) env.ctx.stderr.write(provider.confirmation_message.replace('{id}', id ?? 'unknown') + '\n');
     return session;
   },
 
@@ -109,5 +119,31 @@ export const tiled: Dialect = {
     return { user: identity?.id ?? principal.uuid ?? 'unknown', details: principal };
   },
 };
+
+/**
+ * External providers: the device flow (wire-reference §1.10). Polls take JSON {device_code,
+ * grant_type}; 400 {"detail": {"error": "authorization_pending"}} is pending, 404 is an expired
+ * (or already collected) code; 200 is the token pair.
+ */
+async function deviceLogin(env: DialectEnv, authorizeUrl: string, fallbackPollUrl: string, device: LoginRequest['device']): Promise<HttpResponse> {
+  const { runDeviceFlow, startAuthorizeFlow } = await import('../flows/device.js');
+  const start = await startAuthorizeFlow(env, authorizeUrl);
+  const json = { device_code: start.deviceCode, grant_type: 'urn:ietf:params:oauth:grant-type:device_code' };
+  return runDeviceFlow<HttpResponse>(
+    env.ctx,
+    start.codes,
+    async (signal) => {
+      const res = await request(env.fetch, start.pollUrl ?? fallbackPollUrl, { json, signal }, env.http);
+      if (res.status === 200) return { status: 'approved', value: res };
+      const error = serverMessage(res);
+      if (res.status === 404 && error.startsWith('No such device_code')) return { status: 'expired' };
+      if (res.status === 400 && error === 'authorization_pending') return { status: 'pending' };
+      if (res.status === 400 && error === 'slow_down') return { status: 'slow_down' };
+      if (res.status === 400 && error === 'access_denied') return { status: 'denied' };
+      throw httpError(res, 'login');
+    },
+    device,
+  );
+}
 
 export type { Session };
