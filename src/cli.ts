@@ -85,7 +85,7 @@ export function processContext(): Ctx {
   };
 }
 
-function reportError(ctx: Ctx, err: unknown): number {
+async function reportError(ctx: Ctx, err: unknown): Promise<number> {
   if (err instanceof OutputClosed) return 0;
   const commanderCode = (err as { code?: unknown })?.code;
   if (typeof commanderCode === 'string' && commanderCode.startsWith('commander.')) {
@@ -93,15 +93,19 @@ function reportError(ctx: Ctx, err: unknown): number {
     const exitCode = (err as { exitCode?: number }).exitCode;
     return commanderCode === 'commander.helpDisplayed' || commanderCode === 'commander.version' || exitCode === 0 ? 0 : EXIT_USAGE;
   }
+  const { colours } = await import('./io/colour.js');
+  const c = await colours(ctx, 'stderr');
+  const error = c ? c.red.bold('error:') : 'error:';
+  const hint = (text: string) => ctx.stderr.write(`${c ? c.dim('hint:') : 'hint:'} ${text}\n`);
   if (err instanceof KeysmithError) {
-    ctx.stderr.write(`error: ${err.message}\n`);
-    if (err.hint) ctx.stderr.write(`hint: ${err.hint}\n`);
+    ctx.stderr.write(`${error} ${err.message}\n`);
+    if (err.hint) hint(err.hint);
     return err.exitCode;
   }
   const message = err instanceof Error ? err.message : String(err);
-  ctx.stderr.write(`error: unexpected failure: ${message}\n`);
+  ctx.stderr.write(`${error} unexpected failure: ${message}\n`);
   if (ctx.env.KEYSMITH_DEBUG && err instanceof Error && err.stack) ctx.stderr.write(err.stack + '\n');
-  else ctx.stderr.write('hint: set KEYSMITH_DEBUG=1 for details\n');
+  else hint('set KEYSMITH_DEBUG=1 for details');
   return EXIT_FAILURE;
 }
 
@@ -124,6 +128,6 @@ export async function main(argv: string[], ctx: Ctx = processContext()): Promise
     }
     return 0;
   } catch (err) {
-    return reportError(ctx, err);
+    return await reportError(ctx, err);
   }
 }

@@ -1,4 +1,4 @@
-import { Chalk, type ChalkInstance } from 'chalk';
+import type { ChalkInstance } from 'chalk';
 import type { Ctx } from './context.js';
 
 /**
@@ -22,6 +22,13 @@ export function colourLevel(ctx: Ctx, stream: 'stdout' | 'stderr'): 0 | 1 | 2 | 
   return 1;
 }
 
-export function colours(ctx: Ctx, stream: 'stdout' | 'stderr' = 'stderr'): ChalkInstance {
-  return new Chalk({ level: colourLevel(ctx, stream) });
+/**
+ * A chalk instance for `stream`, or undefined when it gets no colour. chalk is imported only
+ * then (a static import would load it at every start).
+ */
+export async function colours(ctx: Ctx, stream: 'stdout' | 'stderr' = 'stderr'): Promise<ChalkInstance | undefined> {
+  const level = colourLevel(ctx, stream);
+  if (level === 0) return undefined;
+  const { Chalk } = await import('chalk');
+  return new Chalk({ level });
 }
