@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { execa, type Result } from 'execa';
-import { startServer, type ServerName, type ServerOptions, type TestServer } from './servers.js';
+import { startServer, type ServerOptions, type TestServer } from './servers.js';
 
 const BIN = fileURLToPath(new URL('../../bin/keysmith.js', import.meta.url));
 
@@ -26,9 +26,9 @@ export interface OidcStats {
   requests: Record<string, number>;
 }
 
-/** oidc.mjs or device-stub.mjs, through the fixtures' spawner (its type names the dialect servers only). */
+/** oidc.mjs or device-stub.mjs, through the fixtures' spawner; their options are their own. */
 export function startFixture(name: 'oidc' | 'device-stub', options: Record<string, unknown> = {}): Promise<TestServer> {
-  return startServer(name as ServerName, options as ServerOptions);
+  return startServer(name, options as ServerOptions);
 }
 
 export async function oidcStats(server: TestServer): Promise<OidcStats> {

@@ -15,7 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-export type ServerName = 'tiled' | 'basic-login' | 'wavemaker';
+export type ServerName = 'tiled' | 'basic-login' | 'wavemaker' | 'oidc' | 'device-stub';
 
 /** Options understood by the fixtures; each server ignores the ones that are not its own. */
 export interface ServerOptions {
