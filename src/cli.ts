@@ -54,6 +54,9 @@ function isTerminal(fd: number): boolean {
 }
 
 export function processContext(): Ctx {
+  // NO_COLOR wins over FORCE_COLOR (colour.ts). Libraries that read the environment themselves
+  // (the prompts' colours) would otherwise colour anyway, and Node warns about the pair.
+  if (process.env.NO_COLOR) delete process.env.FORCE_COLOR;
   const tty: Partial<Record<'stdin' | 'stdout' | 'stderr', boolean>> = {};
   const check = (name: 'stdin' | 'stdout' | 'stderr', fd: number) => (tty[name] ??= isTerminal(fd));
   return {
