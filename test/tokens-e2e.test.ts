@@ -38,9 +38,22 @@ async function loggedIn(name: ServerName, options: ServerOptions, loginArgs: str
   return { server, env, url };
 }
 
-/** Run `keysmith token` in `n` processes at once. */
-async function tokenRace(n: number, env: Record<string, string>) {
-  return Promise.all(Array.from({ length: n }, () => keysmith(['token'], { env, timeout: 60_000 })));
+/**
+ * Log in with a 2 s token and refresh-token rotation, let the token expire, then run `keysmith
+ * token` in 50 processes at once: all must print the same token after exactly one refresh.
+ */
+async function raceAfterExpiry(name: ServerName, loginArgs: string[], password: string) {
+  const { server, env } = await loggedIn(name, { accessTtl: 2, rotateRefresh: true, slowRefreshMs: 300 }, loginArgs, password);
+  await sleep(2_200);
+  // The refreshed token must outlive the race (50 starts take seconds on 2 cores), or late
+  // callers would rightly refresh it again.
+  await server.admin({ accessTtl: 600 });
+  const results = await Promise.all(Array.from({ length: 50 }, () => keysmith(['token'], { env, timeout: 60_000 })));
+  for (const r of results) expect(r.exitCode, r.stderr).toBe(0);
+  expect(new Set(results.map((r) => r.stdout)).size).toBe(1);
+  expect(await server.count('refresh')).toBe(1);
+  expect(await server.count('reuseDetected')).toBe(0);
+  return { server, env };
 }
 
 describe('tiled', () => {
@@ -78,16 +91,7 @@ describe('tiled', () => {
   });
 
   it('50 concurrent token calls with an expired token cause exactly one refresh, even with refresh-token rotation', async () => {
-    const { server, env } = await loggedIn('tiled', { accessTtl: 2, rotateRefresh: true, slowRefreshMs: 300 }, ['-u', 'alice'], 'secret1');
-    await sleep(2_200);
-    // The refreshed token must outlive the race (50 starts take seconds on 2 cores), or late
-    // callers would rightly refresh it again.
-    await server.admin({ accessTtl: 600 });
-    const results = await tokenRace(50, env);
-    for (const r of results) expect(r.exitCode, r.stderr).toBe(0);
-    expect(new Set(results.map((r) => r.stdout)).size).toBe(1);
-    expect(await server.count('refresh')).toBe(1);
-    expect(await server.count('reuseDetected')).toBe(0);
+    const { server, env } = await raceAfterExpiry('tiled', ['-u', 'alice'], 'secret1');
     expect((await keysmith(['whoami'], { env })).stdout).toBe('alice');
     await server.stop();
   });
@@ -184,13 +188,7 @@ describe('basic-login', () => {
   });
 
   it('50 concurrent token calls: one refresh, one token', async () => {
-    const { server, env } = await loggedIn('basic-login', { accessTtl: 2, rotateRefresh: true, slowRefreshMs: 300 }, ['--dialect', 'basic-login', '-u', 'dallan'], 'password');
-    await sleep(2_200);
-    await server.admin({ accessTtl: 600 });
-    const results = await tokenRace(50, env);
-    for (const r of results) expect(r.exitCode, r.stderr).toBe(0);
-    expect(new Set(results.map((r) => r.stdout)).size).toBe(1);
-    expect(await server.count('refresh')).toBe(1);
+    const { server } = await raceAfterExpiry('basic-login', ['--dialect', 'basic-login', '-u', 'dallan'], 'password');
     await server.stop();
   });
 
