@@ -1,6 +1,6 @@
 import { promises as fsp, constants as fsc } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { KeysmithError, fileError } from './errors.js';
+import { KeysmithError, NotFoundError, fileError } from './errors.js';
 
 let tempCounter = 0;
 
@@ -45,6 +45,41 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     throw fileError(err, path);
   }
   await syncDir(dir);
+}
+
+/** Temp file names writeFileAtomic uses for `path`, with the writer's PID in group 1. */
+function tempNamePattern(path: string): RegExp {
+  const name = basename(path).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^\\.${name}\\.(\\d+)\\.[0-9a-z]+\\.tmp$`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Remove temp files that writers of `path` left behind when they were killed between creating
+ * and renaming them (SIGKILL, power loss). Called under the file's lock; a temp file is removed
+ * only when the process named in it is gone, so a live writer's file is never touched.
+ */
+async function removeStaleTemps(path: string): Promise<void> {
+  const dir = dirname(path);
+  const pattern = tempNamePattern(path);
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(pattern.exec(name)?.[1]);
+    if (pid && pid !== process.pid && !processAlive(pid)) await fsp.rm(join(dir, name), { force: true }).catch(() => {});
+  }
 }
 
 async function syncDir(dir: string): Promise<void> {
@@ -99,6 +134,8 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, option
       break;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
+      // The lock is a directory next to the file: ENOENT means the file's directory is missing.
+      if (code === 'ENOENT') throw new NotFoundError(`cannot write ${path}: directory ${dirname(path)} does not exist`);
       if (code !== 'ELOCKED') throw fileError(err, `${path}.lock`, 'lock');
       if (Date.now() - started > waitMs) {
         throw new KeysmithError(`${path} is locked by another keysmith process (gave up after ${Math.round(waitMs / 1000)} s)`, 1,
@@ -140,6 +177,7 @@ export async function updateFile<T>(
           throw fileError(err, target, what);
         }
       }
+      await removeStaleTemps(target);
       await writeFileAtomic(target, content, mode);
     }
     return result;
