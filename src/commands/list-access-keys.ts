@@ -11,9 +11,10 @@ export interface ListAccessKeysOptions {
 export async function run(opts: ListAccessKeysOptions, ctx: Ctx): Promise<void> {
   const { keychain } = await loadKeychain(keychainPath(ctx, opts.keychain));
   const list = entries(keychain);
-  const byId = new Map(list.map((e) => [e.id, e.hash]));
-  const ids = sortIds([...byId.keys()]);
+  // IDs are unique (the parser rejects duplicates).
+  const ids = sortIds(list.map((e) => e.id));
   if (opts.json) {
+    const byId = new Map(list.map((e) => [e.id, e.hash]));
     // One JSON array, so `jq '.[].id'` works and an empty keychain is `[]`.
     outJson(
       ctx,

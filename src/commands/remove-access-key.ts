@@ -1,8 +1,7 @@
 import { say, type Ctx } from '../io/context.js';
 import { NotFoundError, UsageError } from '../io/errors.js';
 import { warnIfEmpty } from '../keychain/access-keys.js';
-import { entries, removeEntries } from '../keychain/format.js';
-import { keychainPath, updateKeychain } from '../keychain/store.js';
+import { keychainPath, removeFromKeychain } from '../keychain/store.js';
 
 export interface RemoveAccessKeyOptions {
   keychain?: string;
@@ -12,14 +11,11 @@ export interface RemoveAccessKeyOptions {
 export async function run(ids: string[], opts: RemoveAccessKeyOptions, ctx: Ctx): Promise<void> {
   if (ids.length === 0) throw new UsageError('name at least one access key ID to remove');
   const path = keychainPath(ctx, opts.keychain);
-  const remaining = await updateKeychain(path, (keychain) => {
-    const missing = removeEntries(keychain, ids);
-    if (missing.length > 0) {
-      const list = missing.join(', ');
-      throw new NotFoundError(`access key ID${missing.length > 1 ? 's' : ''} ${list} not found in keychain ${path}; nothing removed`);
-    }
-    return entries(keychain).length;
-  });
+  const { missing, remaining } = await removeFromKeychain(path, ids);
+  if (missing.length > 0) {
+    const list = missing.join(', ');
+    throw new NotFoundError(`access key ID${missing.length > 1 ? 's' : ''} ${list} not found in keychain ${path}; nothing removed`);
+  }
   const unique = new Set(ids).size;
   say(ctx, `Removed ${unique} access key${unique === 1 ? '' : 's'} from ${path}.`);
   warnIfEmpty(ctx, remaining, path);

@@ -2,7 +2,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import type { Ctx } from '../io/context.js';
 import { readFileOrNull, updateFile } from '../io/files.js';
-import { decodeText, parseKeychain, serializeKeychain, type Keychain } from './format.js';
+import { decodeText, parseKeychain, removeEntriesFromText, serializeKeychain, type Keychain } from './format.js';
 
 export const DEFAULT_KEYCHAIN = '.wave-keychain';
 
@@ -33,6 +33,23 @@ export async function updateKeychain<T>(path: string, change: (keychain: Keychai
       const keychain = parse(bytes, path);
       const result = await change(keychain);
       return { content: serializeKeychain(keychain), result };
+    },
+    { what: 'keychain' },
+  );
+}
+
+/**
+ * Remove entries under the keychain's lock, in one write; if any ID is not there, nothing is
+ * written. Returns the missing IDs and how many entries the keychain has (left).
+ */
+export async function removeFromKeychain(path: string, ids: string[]): Promise<{ missing: string[]; remaining: number }> {
+  return updateFile(
+    path,
+    (bytes) => {
+      if (bytes === null) return { result: { missing: [...new Set(ids)], remaining: 0 } };
+      const text = decodeText(bytes, path);
+      const { missing, text: content, remaining } = removeEntriesFromText(text, parseKeychain(text, path), ids);
+      return { content, result: { missing, remaining } };
     },
     { what: 'keychain' },
   );
