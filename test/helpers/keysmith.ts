@@ -1,48 +1,60 @@
-/**
- * Running the built binary in the token e2e tests.
- *
- * NOTE (keychain tests engineer): the original of this file was overwritten by mistake at 10:10
- * and reconstructed from its uses in test/tokens-e2e.test.ts (keysmith, oneErrorLine, tempHome).
- * Its owner should check it against their version. The keychain tests use test/helpers/keychain-cli.ts.
- */
-import { mkdtempSync } from 'node:fs';
+/** Running the built binary (bin/keysmith.js → dist/cli.js) in e2e tests, as a user would. */
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
+import { execa, type Result } from 'execa';
 
-const BIN = fileURLToPath(new URL('../../bin/keysmith.js', import.meta.url));
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const BIN = join(ROOT, 'bin', 'keysmith.js');
+export const DIST = join(ROOT, 'dist', 'cli.js');
+
+/** Fail with a clear message when the bundle has not been built (`npm test` builds it first). */
+export function assertBuilt(): void {
+  if (!existsSync(DIST)) throw new Error(`${DIST} is missing: build it with \`node scripts/build.mjs\` (npm test does this before vitest)`);
+}
 
 /** Variables from the outer environment that would change what keysmith does. */
 const SCRUBBED = /^(KEYSMITH_|H2O_WAVE_|XDG_|HTTPS?_PROXY$|https?_proxy$|NO_PROXY$|no_proxy$|NODE_EXTRA_CA_CERTS$|FORCE_COLOR$)/;
 
-/** A fresh, empty HOME: profiles and sessions land under it (XDG_* are scrubbed from the environment). */
+/** The test's own environment minus what would change keysmith's behaviour, plus `extra`. */
+export function cleanEnv(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(process.env)) if (!SCRUBBED.test(name)) env[name] = value;
+  return { ...env, NO_COLOR: '1', ...extra };
+}
+
+/** A fresh, empty HOME: profiles and sessions land under it. */
 export function tempHome(): { HOME: string } {
   return { HOME: mkdtempSync(join(tmpdir(), 'keysmith-home-')) };
 }
 
 export interface KeysmithOptions {
   env?: Record<string, string | undefined>;
-  /** Piped on stdin; without it stdin is /dev/null (not a TTY, nothing to read). */
+  /** Piped on stdin; without it stdin is /dev/null (not a TTY, nothing to read, never an open pipe). */
   input?: string;
   timeout?: number;
   cwd?: string;
+  /** Keep stdout's and stderr's final newline (to check output byte for byte). */
+  keepFinalNewline?: boolean;
 }
 
-/** Run keysmith; resolves with exitCode/stdout/stderr (final newline stripped), never rejects on exit codes. */
-export async function keysmith(args: string[], options: KeysmithOptions = {}) {
-  const env: Record<string, string | undefined> = {};
-  for (const [name, value] of Object.entries(process.env)) if (!SCRUBBED.test(name)) env[name] = value;
-  Object.assign(env, { NO_COLOR: '1' }, options.env);
-  const result = await execa(process.execPath, [BIN, ...args], {
-    env,
+export type RunResult = Result<{ reject: false; encoding: 'utf8' }>;
+
+/** Run keysmith; never rejects on an exit code; a timeout fails the test. */
+export async function keysmith(args: string[], options: KeysmithOptions = {}): Promise<RunResult> {
+  assertBuilt();
+  const timeout = options.timeout ?? 30_000;
+  const result = (await execa(process.execPath, [BIN, ...args], {
+    env: cleanEnv(options.env),
     extendEnv: false,
     reject: false,
-    timeout: options.timeout ?? 30_000,
+    timeout,
     cwd: options.cwd,
+    stripFinalNewline: !options.keepFinalNewline,
     ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }),
-  });
-  if (result.timedOut) throw new Error(`keysmith ${args.join(' ')} timed out`);
+  })) as unknown as RunResult;
+  if (result.timedOut) throw new Error(`keysmith ${args.join(' ')} timed out after ${timeout} ms`);
   return result;
 }
 
