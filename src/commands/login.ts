@@ -137,5 +137,3 @@ async function detectDialect(env: DialectEnv, base: string): Promise<Dialect> {
   if (res.status === 401 && JSON.stringify(res.json ?? '').includes('generate access token')) return loadDialect('wavemaker');
   throw new UsageError(`cannot tell what kind of server ${base} is`, 'pass --dialect tiled, basic-login, wavemaker or oauth2');
 }
-
-export type { DialectName };
