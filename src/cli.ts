@@ -23,8 +23,8 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
  */
 function fdWriter(fd: number): OutStream {
   return {
-    write(chunk: string) {
-      const buffer = Buffer.from(chunk, 'utf8');
+    write(chunk: string | Uint8Array) {
+      const buffer = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
       for (let offset = 0; offset < buffer.length; ) {
         try {
           offset += writeSync(fd, buffer, offset);

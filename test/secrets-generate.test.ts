@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { run } from '../src/commands/generate-secret.js';
 import { UsageError } from '../src/io/errors.js';
-import { secretSpec, type SecretFlags } from '../src/secrets/generate.js';
+import { hexInto, secretSpec, type SecretFlags } from '../src/secrets/generate.js';
 import { ALNUM } from '../src/secrets/random.js';
 import { fakeCtx } from './helpers/ctx.js';
 
@@ -154,5 +154,25 @@ describe('generate-secret', () => {
     expect(secretSpec({})).toEqual({ encoding: 'hex', size: 32, width: 64, bits: 256 });
     expect(secretSpec({ encoding: 'alnum', length: '22' })).toMatchObject({ size: 22, bits: 130 });
     expect(secretSpec({ encoding: 'base64url', bytes: '17' })).toMatchObject({ width: 23, bits: 136 });
+  });
+});
+
+describe('hexInto', () => {
+  it('encodes as Buffer hex does, into lines that keep their prefix, suffix and newline', () => {
+    for (const [count, size, before, after] of [
+      [1, 1, '', ''],
+      [3, 32, '', ''],
+      [5, 17, '{"secret":"', '"}'],
+    ] as const) {
+      const width = 2 * size;
+      const stride = before.length + width + after.length + 1;
+      const random = randomBytes(count * size);
+      const buf = Buffer.alloc(count * stride + random.length, '_');
+      for (let i = 0; i < count; i++) buf.write(`${before}${'.'.repeat(width)}${after}\n`, i * stride, 'latin1');
+      random.copy(buf, count * stride);
+      hexInto(buf, count * stride, count, size, stride, before.length);
+      const expected = Array.from({ length: count }, (_, i) => `${before}${random.toString('hex', i * size, (i + 1) * size)}${after}\n`).join('');
+      expect(buf.toString('latin1', 0, count * stride)).toBe(expected);
+    }
   });
 });

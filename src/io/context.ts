@@ -4,7 +4,8 @@
  * Only src/cli.ts builds one from `process`.
  */
 export interface OutStream {
-  write(chunk: string): unknown;
+  /** Text is written as UTF-8; bytes as they are, and used before `write` returns. */
+  write(chunk: string | Uint8Array): unknown;
 }
 
 export interface Ctx {

@@ -3,7 +3,7 @@
  * entropy. `generate-secret` runs on the fast path, so this module imports nothing heavy, and many
  * secrets are drawn and encoded at once.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import { UsageError } from '../io/errors.js';
 import { ALNUM, randomString } from './random.js';
 
@@ -92,26 +92,54 @@ export function newSecret(spec: SecretSpec): string {
   return draw(spec, 1);
 }
 
-/** Lines are built and written about this many bytes at a time: small strings are cheap to make. */
+/** Lines are built and written about this many bytes at a time. */
 const CHUNK_BYTES = 64 * 1024;
+/** Byte b as two hex digits: the first in the low byte, the second in the high one. */
+const HEX_PAIRS = new Uint16Array(256);
+for (let b = 0; b < 256; b++) HEX_PAIRS[b] = '0123456789abcdef'.charCodeAt(b >> 4) | ('0123456789abcdef'.charCodeAt(b & 15) << 8);
+
+/**
+ * Hex-encode `count` groups of `size` bytes that start at `from` in `buf` into the lines of the
+ * same buffer (`stride` bytes apart, each secret `offset` bytes in). Done here rather than with
+ * `toString('hex')`, which makes a string of every chunk that is then copied back into bytes:
+ * about twice as slow for 100,000 secrets. One flat loop, as it is optimised soonest.
+ */
+export function hexInto(buf: Uint8Array, from: number, count: number, size: number, stride: number, offset: number): void {
+  const pairs = HEX_PAIRS; // a local: the bundle makes module constants mutable variables
+  const skip = stride - 2 * size;
+  let o = offset;
+  let left = size;
+  for (let r = from, end = from + count * size; r < end; r++) {
+    const pair = pairs[buf[r]!]!;
+    buf[o] = pair; // a Uint8Array keeps the low byte
+    buf[o + 1] = pair >> 8;
+    o += 2;
+    if (--left === 0) {
+      left = size;
+      o += skip;
+    }
+  }
+}
 
 /**
  * Write `count` distinct secrets through `write`, one per line as `before + secret + after + '\n'`,
- * in chunks of about 64 KiB. A repeat of a secret of 128 bits or more is practically impossible
+ * in chunks of about 64 KiB of bytes. `write` must use a chunk before it returns: the buffer is
+ * reused for the next one. A repeat of a secret of 128 bits or more is practically impossible
  * (below 2^-88 even among a million), so only weaker ones are checked, and repeats drawn again.
  */
-export function writeSecretLines(spec: SecretSpec, count: number, write: (chunk: string) => void, before = '', after = ''): void {
+export function writeSecretLines(spec: SecretSpec, count: number, write: (chunk: Uint8Array) => void, before = '', after = ''): void {
   const seen = spec.bits < MIN_BITS ? new Set<string>() : undefined;
   const possible = (spec.encoding === 'alnum' ? ALNUM.length : 256) ** spec.size;
   if (count > possible) throw new UsageError(`there are only ${possible} different ${spec.bits}-bit secrets, fewer than --count ${count}`);
   const { width } = spec;
+  const hex = spec.encoding === 'hex';
   const offset = before.length;
   const stride = offset + width + after.length + 1;
   const perChunk = Math.min(count, Math.max(1, Math.floor(CHUNK_BYTES / stride)));
-  // One buffer: a chunk's lines (written once, then only their secrets change), then the
-  // characters of the secrets as drawn, which are copied into the lines.
+  // One buffer: a chunk's lines (written once, then only their secrets change), then what is
+  // drawn for them (random bytes for hex, else encoded characters), which goes into the lines.
   const drawn = perChunk * stride;
-  const buf = Buffer.alloc(drawn + perChunk * width);
+  const buf = Buffer.alloc(drawn + perChunk * (hex ? spec.size : width));
   for (let line = 0; line < drawn; line += stride) {
     buf.write(before, line, 'latin1');
     buf.write(after, line + offset + width, 'latin1');
@@ -119,16 +147,21 @@ export function writeSecretLines(spec: SecretSpec, count: number, write: (chunk:
   }
   for (let done = 0; done < count; done += perChunk) {
     const n = Math.min(perChunk, count - done);
-    buf.write(draw(spec, n), drawn, 'latin1');
-    for (let i = 0; i < n; i++) {
-      const at = i * stride + offset;
-      buf.copyWithin(at, drawn + i * width, drawn + (i + 1) * width);
-      if (seen) {
+    if (hex) {
+      randomFillSync(buf, drawn, n * spec.size);
+      hexInto(buf, drawn, n, spec.size, stride, offset);
+    } else {
+      buf.write(draw(spec, n), drawn, 'latin1');
+      for (let i = 0; i < n; i++) buf.copyWithin(i * stride + offset, drawn + i * width, drawn + (i + 1) * width);
+    }
+    if (seen) {
+      for (let i = 0; i < n; i++) {
+        const at = i * stride + offset;
         let secret = buf.toString('latin1', at, at + width);
         while (seen.has(secret)) buf.write((secret = newSecret(spec)), at, 'latin1');
         seen.add(secret);
       }
     }
-    write(buf.toString('latin1', 0, n * stride));
+    write(buf.subarray(0, n * stride));
   }
 }

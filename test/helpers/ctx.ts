@@ -19,6 +19,11 @@ export interface FakeCtxOptions {
   tty?: boolean;
 }
 
+/** What a command wrote, as text (bytes are reused by the writer once `write` returns). */
+function text(chunk: string | Uint8Array): string {
+  return typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+}
+
 export function fakeCtx(options: FakeCtxOptions = {}): FakeCtx {
   let out = '';
   let err = '';
@@ -26,8 +31,8 @@ export function fakeCtx(options: FakeCtxOptions = {}): FakeCtx {
   const tty = options.tty ?? false;
   const ctx: Ctx = {
     stdin: () => Readable.from(options.stdin === undefined ? [] : [Buffer.from(options.stdin)]),
-    stdout: { write: (s: string) => (out += s) },
-    stderr: { write: (s: string) => (err += s) },
+    stdout: { write: (s: string | Uint8Array) => (out += text(s)) },
+    stderr: { write: (s: string | Uint8Array) => (err += text(s)) },
     stderrStream: () => {
       throw new Error('no terminal in tests');
     },
