@@ -1,7 +1,6 @@
-/** Executable entry (bundled to dist/cli.js): run and exit with the command's code. */
+/** Executable entry (bundled to dist/cli.cjs): run and exit with the command's code. */
 import { main } from './cli.js';
 
-const code = await main(process.argv.slice(2));
-// Output was written synchronously; exit now, so a lingering socket or timer never keeps a
-// script waiting.
-process.exit(code);
+// Output was written synchronously; exit at once, so a lingering socket or timer never keeps a
+// script waiting. (No top-level await: the bundle is CommonJS, see scripts/build.mjs.)
+void main(process.argv.slice(2)).then((code) => process.exit(code));

@@ -1,5 +1,5 @@
 /**
- * End to end: the built binary (bin/keysmith.js → dist/cli.js) run with execa, for every keychain
+ * End to end: the built binary (bin/keysmith.js → dist/cli.cjs) run with execa, for every keychain
  * command: output shapes, exit codes, file modes, byte-for-byte preservation and bad input.
  * Cost 4 wherever the cost does not matter, for speed.
  */

@@ -1,4 +1,4 @@
-/** Running the built binary (bin/keysmith.js → dist/cli.js) in e2e tests, as a user would. */
+/** Running the built binary (bin/keysmith.js → dist/cli.cjs) in e2e tests, as a user would. */
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { execa, type Result } from 'execa';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'keysmith.js');
-export const DIST = join(ROOT, 'dist', 'cli.js');
+export const DIST = join(ROOT, 'dist', 'cli.cjs');
 
 /** Fail with a clear message when the bundle has not been built (`npm test` builds it first). */
 export function assertBuilt(): void {
