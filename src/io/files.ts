@@ -1,4 +1,4 @@
-import { promises as fsp, constants as fsc } from 'node:fs';
+import { promises as fsp, constants as fsc, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { KeysmithError, NotFoundError, fileError } from './errors.js';
 
@@ -9,10 +9,14 @@ export const FILE_MODE = 0o600;
 /** Mode of directories keysmith creates. */
 export const DIR_MODE = 0o700;
 
-/** Read a file as bytes; `null` when it does not exist. Errors name the file. */
+/**
+ * Read a file as bytes; `null` when it does not exist. Errors name the file. Synchronous inside:
+ * the promise version reads in 512 KiB steps through the thread pool, ~5 ms more for 8 MB, and
+ * a command has nothing else to do meanwhile.
+ */
 export async function readFileOrNull(path: string, what = 'file'): Promise<Buffer | null> {
   try {
-    return await fsp.readFile(path);
+    return readFileSync(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw fileError(err, path, what);
@@ -160,7 +164,7 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, option
  */
 export async function updateFile<T>(
   path: string,
-  update: (current: Buffer | null) => Promise<{ content?: string; result: T }> | { content?: string; result: T },
+  update: (current: Buffer | null) => Promise<{ content?: string | Uint8Array; result: T }> | { content?: string | Uint8Array; result: T },
   options: { what?: string; newFileMode?: number } = {},
 ): Promise<T> {
   const what = options.what ?? 'file';
