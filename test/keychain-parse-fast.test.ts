@@ -1,8 +1,9 @@
 /**
  * The parser, sortIds and removeEntriesFromText are written for speed on 100,000-line keychains
- * (character checks instead of regular expressions, numeric sort keys, text copied in runs). These
- * tests hold them to simple reference versions (the parser as first written) on many random files:
- * same lines, same errors (message and line), same order, same bytes.
+ * (character checks instead of regular expressions, numeric sort keys, text copied in runs), and
+ * plain bcrypt keychains skip the parser altogether (src/keychain/plain.ts). These tests hold them
+ * to simple reference versions (the parser as first written) on many random files: same lines,
+ * same errors (message and line), same order, same bytes.
  */
 import { describe, expect, it } from 'vitest';
 import { FormatError } from '../src/io/errors.js';
@@ -20,6 +21,7 @@ import {
   type Keychain,
   type Line,
 } from '../src/keychain/format.js';
+import { findId, idLines, idOrder, scanPlainKeychain, withoutEntries } from '../src/keychain/plain.js';
 
 /** A small deterministic PRNG (mulberry32), so a failure can be replayed from its seed. */
 function prng(seed: number) {
@@ -241,5 +243,86 @@ describe('removeEntriesFromText equals removeEntries + serializeKeychain', () =>
         expect(actual.text).toBeUndefined();
       }
     }
+  });
+});
+
+// ---- the byte-level path for keychains of plain bcrypt lines (src/keychain/plain.ts) ----
+const PRINTABLE = Array.from({ length: 94 }, (_, i) => String.fromCharCode(33 + i)).join('').replace(':', '');
+
+/** A keychain as waved and keysmith write them, sometimes with one flaw that sends it to the parser. */
+function plainFile(r: ReturnType<typeof prng>): string {
+  const ids: string[] = [];
+  const newId = () => {
+    const id = r.pick([
+      () => r.str('ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789', 20),
+      () => r.str('ABC', 1 + r.int(6)), // short IDs and shared prefixes
+      () => 'user' + r.int(30),
+      () => r.str(PRINTABLE, 1 + r.int(8)),
+    ])();
+    ids.push(id);
+    return id;
+  };
+  const bcrypt = () => `$2${r.pick(['a', 'b', 'y'])}$${String(4 + r.int(28)).padStart(2, '0')}$${r.str(BCRYPT64, 53)}`;
+  const count = r.int(30);
+  let text = '';
+  for (let i = 0; i < count; i++) text += `${newId()}:${bcrypt()}${i === count - 1 ? r.pick(['\n', '\r\n', '']) : r.pick(['\n', '\n', '\r\n'])}`;
+  if (count > 0 && r.next() < 0.3) {
+    // One flaw: a changed byte, a duplicate ID, a comment or blank line, a non-ASCII ID.
+    const flaw = r.int(4);
+    if (flaw === 0) {
+      const at = r.int(text.length);
+      text = text.slice(0, at) + r.pick([...'\u0000 \t\r\n:#$!-é', ...BCRYPT64]) + text.slice(at + 1);
+    } else if (flaw === 1) text += `\n${r.pick(ids)}:${bcrypt()}\n`;
+    else if (flaw === 2) text = r.pick(['# keys\n', '\n', '  \n']) + text;
+    else text += `é${r.str('ab', 2)}:${bcrypt()}\n`;
+  }
+  return text;
+}
+
+describe('the byte-level path for plain bcrypt keychains agrees with the parser', () => {
+  it('on 5,000 random files: the same IDs in the same order, the same bytes after a remove, or the parser takes over', () => {
+    const r = prng(2026);
+    let fast = 0;
+    let handedOver = 0;
+    for (let i = 0; i < 5_000; i++) {
+      const text = i % 5 === 0 ? randomFile(r).text : plainFile(r);
+      const bytes = Buffer.from(text, 'utf8');
+      const plain = scanPlainKeychain(bytes);
+      const order = plain && idOrder(plain);
+      const parsed = outcome(() => parseKeychain(text, 'kc'));
+      const context = JSON.stringify(text);
+      if (!plain || !order) {
+        handedOver++;
+        // Only a duplicate makes idOrder give up on a file the scan accepted.
+        if (plain) expect('error' in parsed && parsed.error, context).toMatch(/duplicate ID/);
+        continue;
+      }
+      fast++;
+      expect('ok' in parsed, context).toBe(true);
+      if (!('ok' in parsed)) continue;
+      const ids = entries(parsed.ok).map((e) => e.id);
+      const listed = Buffer.from(idLines(plain, order)).toString('utf8');
+      expect(listed, context).toBe(sortIds([...ids]).map((id) => `${id}\n`).join(''));
+      // Remove some (the byte path finds them by binary search) and compare with the text path.
+      const wanted = ids.filter(() => r.next() < 0.3);
+      const found = wanted.map((id) => findId(plain, order, id));
+      expect(found.every((f) => f >= 0), context).toBe(true);
+      expect(findId(plain, order, 'MISSING-ID'), context).toBe(-1);
+      const expected = removeEntriesFromText(text, parseKeychain(text, 'kc'), wanted);
+      expect(Buffer.from(withoutEntries(plain, found)).toString('utf8'), JSON.stringify({ text, wanted })).toBe(expected.text);
+    }
+    // Both ways were taken often.
+    expect(fast).toBeGreaterThan(2_000);
+    expect(handedOver).toBeGreaterThan(1_000);
+  });
+
+  it('sorts more entries than its index bits hold (2^17), with long shared prefixes', () => {
+    const r = prng(3);
+    const ids = Array.from({ length: 140_000 }, (_, i) => (i % 2 ? `user${String((i * 7919) % 140_000).padStart(6, '0')}` : r.str('ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789', 20)));
+    const unique = [...new Set(ids)];
+    const hash = `$2b$10$${'a'.repeat(53)}`;
+    const plain = scanPlainKeychain(Buffer.from(unique.map((id) => `${id}:${hash}\n`).join('')))!;
+    const order = idOrder(plain)!;
+    expect(Buffer.from(idLines(plain, order)).toString('latin1')).toBe(sortIds([...unique]).map((id) => `${id}\n`).join(''));
   });
 });

@@ -2,7 +2,8 @@
 import { isAbsolute, resolve } from 'node:path';
 import type { Ctx } from '../io/context.js';
 import { readFileOrNull, updateFile } from '../io/files.js';
-import { decodeText, parseKeychain, removeEntriesFromText, serializeKeychain, type Keychain } from './format.js';
+import { decodeText, entries, parseKeychain, removeEntriesFromText, serializeKeychain, sortIds, type Keychain } from './format.js';
+import { findId, idLines, idOrder, scanPlainKeychain, withoutEntries } from './plain.js';
 
 export const DEFAULT_KEYCHAIN = '.wave-keychain';
 
@@ -20,6 +21,21 @@ function parse(bytes: Buffer | null, path: string): Keychain {
 export async function loadKeychain(path: string): Promise<{ keychain: Keychain; exists: boolean }> {
   const bytes = await readFileOrNull(path, 'keychain');
   return { keychain: parse(bytes, path), exists: bytes !== null };
+}
+
+/**
+ * The IDs of a keychain in byte order, one per line, as bytes to print. A keychain of plain bcrypt
+ * lines (what waved and keysmith write) is listed from its bytes; any other goes through the parser.
+ */
+export async function listIds(path: string): Promise<Uint8Array | string> {
+  const bytes = await readFileOrNull(path, 'keychain');
+  if (bytes === null) return '';
+  const plain = scanPlainKeychain(bytes);
+  const order = plain && idOrder(plain);
+  if (plain && order) return idLines(plain, order);
+  // IDs are unique (the parser rejects duplicates).
+  const ids = sortIds(entries(parse(bytes, path)).map((e) => e.id));
+  return ids.length > 0 ? ids.join('\n') + '\n' : '';
 }
 
 /**
@@ -47,6 +63,15 @@ export async function removeFromKeychain(path: string, ids: string[]): Promise<{
     path,
     (bytes) => {
       if (bytes === null) return { result: { missing: [...new Set(ids)], remaining: 0 } };
+      const plain = scanPlainKeychain(bytes);
+      const order = plain && idOrder(plain);
+      if (plain && order) {
+        const wanted = [...new Set(ids)];
+        const found = wanted.map((id) => findId(plain, order, id));
+        const missing = wanted.filter((_, j) => found[j] === -1);
+        if (missing.length > 0) return { result: { missing, remaining: plain.count } };
+        return { content: withoutEntries(plain, found), result: { missing, remaining: plain.count - wanted.length } };
+      }
       const text = decodeText(bytes, path);
       const { missing, text: content, remaining } = removeEntriesFromText(text, parseKeychain(text, path), ids);
       return { content, result: { missing, remaining } };
