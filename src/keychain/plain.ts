@@ -97,14 +97,21 @@ export function scanPlainKeychain(file: Uint8Array): PlainKeychain | undefined {
   return { file, work, idsEnd: o, count, idStart, idEnd, lineStart, keys: keys.subarray(0, count) };
 }
 
-/** Byte order of two IDs in `work`. */
-function compareIds(work: Uint8Array, a0: number, a1: number, b0: number, b1: number): number {
-  const len = Math.min(a1 - a0, b1 - b0);
+/** A plain keychain scanned and sorted (scanPlainKeychain, then idOrder), or undefined. */
+export function readPlainKeychain(file: Uint8Array): { k: PlainKeychain; order: Int32Array } | undefined {
+  const k = scanPlainKeychain(file);
+  const order = k && idOrder(k);
+  return k && order ? { k, order } : undefined;
+}
+
+/** Byte order of x[x0, x1) and y[y0, y1). */
+function compareBytes(x: Uint8Array, x0: number, x1: number, y: Uint8Array, y0: number, y1: number): number {
+  const len = Math.min(x1 - x0, y1 - y0);
   for (let k = 0; k < len; k++) {
-    const d = work[a0 + k]! - work[b0 + k]!;
+    const d = x[x0 + k]! - y[y0 + k]!;
     if (d !== 0) return d;
   }
-  return a1 - a0 - (b1 - b0);
+  return x1 - x0 - (y1 - y0);
 }
 
 /**
@@ -147,7 +154,7 @@ export function idOrder(k: PlainKeychain): Int32Array | undefined {
 /** Sort order[start, end) by the IDs' bytes; false when two are equal. */
 function sortRun(k: PlainKeychain, order: Int32Array, start: number, end: number): boolean {
   const { work, idStart, idEnd } = k;
-  const compare = (a: number, b: number) => compareIds(work, idStart[a]!, idEnd[a]!, idStart[b]!, idEnd[b]!);
+  const compare = (a: number, b: number) => compareBytes(work, idStart[a]!, idEnd[a]!, work, idStart[b]!, idEnd[b]!);
   const run = Array.from(order.subarray(start, end)).sort(compare);
   for (let j = 0; j < run.length; j++) {
     if (j > 0 && compare(run[j - 1]!, run[j]!) === 0) return false;
@@ -169,27 +176,15 @@ export function idLines(k: PlainKeychain, order: Int32Array): Uint8Array {
   return work.subarray(idsEnd, o);
 }
 
-/** Byte order of the ID of entry i against `id`. */
-function compareWith(k: PlainKeychain, i: number, id: Uint8Array): number {
-  const { work } = k;
-  const start = k.idStart[i]!;
-  const length = k.idEnd[i]! - start;
-  const len = Math.min(length, id.length);
-  for (let j = 0; j < len; j++) {
-    const d = work[start + j]! - id[j]!;
-    if (d !== 0) return d;
-  }
-  return length - id.length;
-}
-
 /** The entry with this ID (binary search in `order`), or -1. */
 export function findId(k: PlainKeychain, order: Int32Array, id: string): number {
+  const { work, idStart, idEnd } = k;
   const bytes = Buffer.from(id, 'utf8');
   let lo = 0;
   let hi = order.length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
-    const d = compareWith(k, order[mid]!, bytes);
+    const d = compareBytes(work, idStart[order[mid]!]!, idEnd[order[mid]!]!, bytes, 0, bytes.length);
     if (d === 0) return order[mid]!;
     if (d < 0) lo = mid + 1;
     else hi = mid - 1;

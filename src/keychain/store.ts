@@ -3,7 +3,7 @@ import { isAbsolute, resolve } from 'node:path';
 import type { Ctx } from '../io/context.js';
 import { readFileOrNull, updateFile } from '../io/files.js';
 import { decodeText, entries, parseKeychain, removeEntriesFromText, serializeKeychain, sortIds, type Keychain } from './format.js';
-import { findId, idLines, idOrder, scanPlainKeychain, withoutEntries } from './plain.js';
+import { findId, idLines, readPlainKeychain, withoutEntries } from './plain.js';
 
 export const DEFAULT_KEYCHAIN = '.wave-keychain';
 
@@ -30,9 +30,8 @@ export async function loadKeychain(path: string): Promise<{ keychain: Keychain; 
 export async function listIds(path: string): Promise<Uint8Array | string> {
   const bytes = await readFileOrNull(path, 'keychain');
   if (bytes === null) return '';
-  const plain = scanPlainKeychain(bytes);
-  const order = plain && idOrder(plain);
-  if (plain && order) return idLines(plain, order);
+  const plain = readPlainKeychain(bytes);
+  if (plain) return idLines(plain.k, plain.order);
   // IDs are unique (the parser rejects duplicates).
   const ids = sortIds(entries(parse(bytes, path)).map((e) => e.id));
   return ids.length > 0 ? ids.join('\n') + '\n' : '';
@@ -63,14 +62,14 @@ export async function removeFromKeychain(path: string, ids: string[]): Promise<{
     path,
     (bytes) => {
       if (bytes === null) return { result: { missing: [...new Set(ids)], remaining: 0 } };
-      const plain = scanPlainKeychain(bytes);
-      const order = plain && idOrder(plain);
-      if (plain && order) {
+      const plain = readPlainKeychain(bytes);
+      if (plain) {
+        const { k, order } = plain;
         const wanted = [...new Set(ids)];
-        const found = wanted.map((id) => findId(plain, order, id));
+        const found = wanted.map((id) => findId(k, order, id));
         const missing = wanted.filter((_, j) => found[j] === -1);
-        if (missing.length > 0) return { result: { missing, remaining: plain.count } };
-        return { content: withoutEntries(plain, found), result: { missing, remaining: plain.count - wanted.length } };
+        if (missing.length > 0) return { result: { missing, remaining: k.count } };
+        return { content: withoutEntries(k, found), result: { missing, remaining: k.count - wanted.length } };
       }
       const text = decodeText(bytes, path);
       const { missing, text: content, remaining } = removeEntriesFromText(text, parseKeychain(text, path), ids);
