@@ -107,6 +107,23 @@ function suite(): void {
       });
     });
 
+    it('asks again after Enter on an empty prompt', async () => {
+      const dir = freshDir();
+      const file = join(dir, 'keychain');
+      const { id, secret } = await createKey(file);
+      await inPane(['verify-access-key', id, '-k', file], { home: dir }, async (pane) => {
+        await pane.waitFor(`Secret for ${id}:`);
+        await pane.press('Enter');
+        await pane.waitFor('Type a value, or press Ctrl-C to cancel.');
+        await pane.type(secret);
+        await pane.waitFor('*'.repeat(secret.length), { what: `${secret.length} mask characters` });
+        await pane.press('Enter');
+        const screen = await expectExit(pane, 0);
+        expect(screen).toContain(`access key ${id}: OK`);
+        expectNeverShown(pane, secret, screen);
+      });
+    });
+
     it('exits 1 for a wrong secret, with one error line', async () => {
       const dir = freshDir();
       const file = join(dir, 'keychain');

@@ -39,14 +39,17 @@ async function ask<T>(ctx: Ctx, run: (context: PromptContext) => Promise<T>): Pr
   }
 }
 
+/** Enter on an empty prompt asks again (no secret or name is empty); Ctrl-C leaves. */
+const notEmpty = (value: string) => value !== '' || 'Type a value, or press Ctrl-C to cancel.';
+
 export async function promptPassword(ctx: Ctx, message: string): Promise<string> {
   const { password } = await import('@inquirer/prompts');
-  return ask(ctx, (context) => password({ message, mask: '*' }, context));
+  return ask(ctx, (context) => password({ message, mask: '*', validate: notEmpty }, context));
 }
 
 export async function promptInput(ctx: Ctx, message: string): Promise<string> {
   const { input } = await import('@inquirer/prompts');
-  return ask(ctx, (context) => input({ message }, context));
+  return ask(ctx, (context) => input({ message, validate: notEmpty }, context));
 }
 
 export async function promptSelect(ctx: Ctx, message: string, choices: string[]): Promise<string> {
