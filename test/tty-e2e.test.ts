@@ -61,6 +61,14 @@ async function createKey(file: string): Promise<{ id: string; secret: string }> 
   return { id: m[1]!, secret: m[2]! };
 }
 
+/** A fresh keychain with one new key, and `verify-access-key` for that key in a pane. */
+async function verifyNewKey<T>(env: Record<string, string>, body: (pane: Pane, key: { id: string; secret: string }) => Promise<T>): Promise<T> {
+  const dir = freshDir();
+  const file = join(dir, 'keychain');
+  const key = await createKey(file);
+  return inPane(['verify-access-key', key.id, '-k', file], { home: dir, env }, (pane) => body(pane, key));
+}
+
 /** The command ended with exit `code`, the terminal modes back as they were and the cursor visible. */
 async function expectExit(pane: Pane, code: number): Promise<string> {
   const result = await pane.exit();
@@ -89,10 +97,7 @@ function suite(): void {
 
   describe('verify-access-key asks for the secret on the terminal', () => {
     it('masks it and exits 0 for the right secret', async () => {
-      const dir = freshDir();
-      const file = join(dir, 'keychain');
-      const { id, secret } = await createKey(file);
-      await inPane(['verify-access-key', id, '-k', file], { home: dir }, async (pane) => {
+      await verifyNewKey({}, async (pane, { id, secret }) => {
         await pane.waitFor(`Secret for ${id}:`);
         await pane.type(secret);
         // Masked while typing: one * per character, never the secret.
@@ -108,10 +113,7 @@ function suite(): void {
     });
 
     it('asks again after Enter on an empty prompt', async () => {
-      const dir = freshDir();
-      const file = join(dir, 'keychain');
-      const { id, secret } = await createKey(file);
-      await inPane(['verify-access-key', id, '-k', file], { home: dir }, async (pane) => {
+      await verifyNewKey({}, async (pane, { id, secret }) => {
         await pane.waitFor(`Secret for ${id}:`);
         await pane.press('Enter');
         await pane.waitFor('Type a value, or press Ctrl-C to cancel.');
@@ -125,11 +127,8 @@ function suite(): void {
     });
 
     it('exits 1 for a wrong secret, with one error line', async () => {
-      const dir = freshDir();
-      const file = join(dir, 'keychain');
-      const { id, secret } = await createKey(file);
-      const wrong = secret.slice(20) + secret.slice(0, 20);
-      await inPane(['verify-access-key', id, '-k', file], { home: dir }, async (pane) => {
+      await verifyNewKey({}, async (pane, { id, secret }) => {
+        const wrong = secret.slice(20) + secret.slice(0, 20);
         await pane.waitFor(`Secret for ${id}:`);
         await pane.type(wrong);
         await pane.waitFor('*'.repeat(wrong.length), { what: `${wrong.length} mask characters` });
@@ -241,10 +240,7 @@ function suite(): void {
     ['Ctrl-D', 'C-d'],
   ])('%s at a prompt', (_name, key) => {
     it('at the secret prompt: exit 130, one line, no stack trace, terminal restored', async () => {
-      const dir = freshDir();
-      const file = join(dir, 'keychain');
-      const { id } = await createKey(file);
-      await inPane(['verify-access-key', id, '-k', file], { home: dir }, async (pane) => {
+      await verifyNewKey({}, async (pane, { id }) => {
         await pane.waitFor(`Secret for ${id}:`);
         if (key === 'C-c') {
           await pane.type('abc');
@@ -282,10 +278,7 @@ function suite(): void {
   describe('colour on a terminal', () => {
     /** verify-access-key with a wrong secret from the environment: an error and no prompt. */
     async function failingVerify(extraEnv: Record<string, string>): Promise<{ line: string; screen: string; output: string }> {
-      const dir = freshDir();
-      const file = join(dir, 'keychain');
-      const { id } = await createKey(file);
-      return inPane(['verify-access-key', id, '-k', file], { home: dir, env: { H2O_WAVE_ACCESS_KEY_SECRET: 'not-the-secret', ...extraEnv } }, async (pane) => {
+      return verifyNewKey({ H2O_WAVE_ACCESS_KEY_SECRET: 'not-the-secret', ...extraEnv }, async (pane, { id }) => {
         await expectExit(pane, 1);
         const screen = await pane.screen({ escapes: true });
         const lines = screen.split('\n');
