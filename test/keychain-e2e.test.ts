@@ -273,8 +273,10 @@ describe('verify-access-key', () => {
     expect(Date.now() - started).toBeLessThan(15_000);
   });
 
-  it('an empty pipe falls back to the environment variable', async () => {
-    expectOk(await ks(['verify-access-key', '-k', keychain, id], { input: '', env: { H2O_WAVE_ACCESS_KEY_SECRET: secret } }));
+  it('an empty pipe is an error, not a fallback to the environment variable (issue 10)', async () => {
+    const r = await ks(['verify-access-key', '-k', keychain, id], { input: '', env: { H2O_WAVE_ACCESS_KEY_SECRET: secret } });
+    expect(r.exitCode).toBe(2);
+    expect(errorLine(r.stderr)).toBe('error: no secret on standard input (it was empty)');
   });
 });
 

@@ -173,7 +173,8 @@ describe('rotate-secret in env files', () => {
 
   it.each([
     ['a variable set twice', 'K=a\nB=1\nexport K=b\n', 3, /K is set twice \(first on line 1\)/],
-    ['an unterminated quote', 'A=1\nK="a;b\nc"\n', 2, /no closing "/],
+    ['a quote never closed', 'A=1\nK="a;b\nc\n', 2, /the " that opens the value of K is never closed/],
+    ['a ;-list over several lines', 'A=1\nK="a;b\nc"\n', 2, /the value of K spans lines 2 to 3/],
     ['a JSON list of numbers', "K='[1, 2]'\n", 1, /K starts with "\[" but is not a JSON list of strings/],
     ['broken JSON', 'K=[a, b]\n', 1, /not a JSON list/],
   ])('format error for %s, with its line', (_, text, line, message) => {

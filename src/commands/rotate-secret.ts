@@ -1,14 +1,14 @@
 import { resolve } from 'node:path';
 import { out, say, type Ctx } from '../io/context.js';
 import { NotFoundError, UsageError } from '../io/errors.js';
-import { readFileOrNull, updateFile } from '../io/files.js';
+import { readRegularFileOrNull, updateFile } from '../io/files.js';
 import { decodeText } from '../io/text.js';
 import { unifiedDiff } from '../secrets/diff.js';
 import { newSecret, secretSpec, wholeNumber, type SecretFlags } from '../secrets/generate.js';
 import { DEFAULT_VAR, rotateEnv } from '../secrets/rotate-env.js';
 import { guessFormat } from '../secrets/keys-file.js';
 import { DEFAULT_KEY_PATH, rotateYaml } from '../secrets/rotate-yaml.js';
-import { redactor, type Rotation } from '../secrets/rotation.js';
+import { leakGuard, redactor, type Rotation } from '../secrets/rotation.js';
 
 export const DEFAULT_KEEP = 2;
 export const MAX_KEEP = 100;
@@ -54,7 +54,7 @@ export async function run(file: string, opts: RotateSecretOptions, ctx: Ctx): Pr
       : rotateEnv(text, file, opts.var ?? DEFAULT_VAR, secret, keep);
   };
   // Check the file before taking its lock, and again under the lock (it may have changed).
-  const before = await readFileOrNull(path);
+  const before = await readRegularFileOrNull(path);
   const preview = await rotate(before);
   const rotation = opts.dryRun
     ? preview
@@ -64,7 +64,14 @@ export async function run(file: string, opts: RotateSecretOptions, ctx: Ctx): Pr
       });
   const what = `${rotation.where} in ${file}: 1 new, kept ${rotation.kept}, dropped ${rotation.dropped}${rotation.created ? ' (new list)' : ''}`;
   if (opts.dryRun) {
-    ctx.stdout.write(unifiedDiff(decodeText(before!, file), rotation.text, file, `${file} (rotated)`, redactor(rotation.secrets)));
+    const text = decodeText(before!, file);
+    // Each format cuts the keys of its list (hide); the redactor hides them anywhere else on a line
+    // (a comment), and the guard hides a line that would still show 5 characters of a key.
+    const shown = { '-': rotation.hide(text), '+': rotation.hide(rotation.text) };
+    const redact = redactor(rotation.secrets);
+    const guard = leakGuard(rotation.secrets);
+    const show = (_: string, kind: '-' | '+', index: number) => guard(redact(shown[kind][index] ?? '<line hidden>'));
+    ctx.stdout.write(unifiedDiff(text, rotation.text, file, `${file} (rotated)`, show));
     say(ctx, `Dry run, nothing written: would rotate ${what}`);
   } else {
     say(ctx, `Rotated ${what}`);

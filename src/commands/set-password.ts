@@ -1,7 +1,7 @@
 import { say, type Ctx } from '../io/context.js';
 import { UsageError } from '../io/errors.js';
 import { readSecret } from '../io/input.js';
-import { appendEntries, findEntry, invalidIdReason } from '../keychain/format.js';
+import { appendEntries, findEntry, invalidNewIdReason } from '../keychain/format.js';
 import { checkSecret, hashSecret, parseCost } from '../keychain/hashing.js';
 import { keychainPath, updateKeychain } from '../keychain/store.js';
 
@@ -13,7 +13,7 @@ export interface SetPasswordOptions {
 
 /** Add or update an htpasswd user with a bcrypt hash; other entries stay as they are. */
 export async function run(user: string, opts: SetPasswordOptions, ctx: Ctx): Promise<void> {
-  const problem = invalidIdReason(user);
+  const problem = invalidNewIdReason(user);
   if (problem) throw new UsageError(`invalid user name: ${problem.replace(/^ID/, 'user')}`);
   const path = keychainPath(ctx, opts.keychain);
   const cost = parseCost(opts.cost);

@@ -1,8 +1,8 @@
 import { say, type Ctx } from '../io/context.js';
 import { KeysmithError } from '../io/errors.js';
 import { readSecret } from '../io/input.js';
-import { classifyHash, entries, findEntry } from '../keychain/format.js';
-import { DEFAULT_COST, checkSecret, dummyHash, verifySecret } from '../keychain/hashing.js';
+import { classifyHash, findEntry, type Keychain } from '../keychain/format.js';
+import { DEFAULT_COST, MAX_COST, checkSecret, dummyHash, verifySecret } from '../keychain/hashing.js';
 import { keychainPath, loadKeychain } from '../keychain/store.js';
 
 export interface VerifyAccessKeyOptions {
@@ -22,18 +22,31 @@ export async function run(id: string, opts: VerifyAccessKeyOptions, ctx: Ctx): P
   });
   checkSecret(secret);
   const entry = findEntry(keychain, id);
-  // An unknown ID is compared against a dummy hash with the keychain's usual cost, so that it
-  // takes as long as a wrong secret for a known ID.
+  // An unknown ID is compared against a dummy hash with the keychain's most common cost, so that
+  // it takes as long as a wrong secret for a typical known ID (README: what mixed costs reveal).
   const hash = entry?.hash ?? dummyHash(typicalCost(keychain));
   const ok = await verifySecret(secret, hash);
   if (!entry || !ok) throw new KeysmithError(`access key ${id}: verification failed`);
   say(ctx, `access key ${id}: OK`);
 }
 
-function typicalCost(keychain: Parameters<typeof entries>[0]): number {
-  for (const e of entries(keychain)) {
-    const info = classifyHash(e.hash);
-    if (typeof info !== 'string' && info.cost !== undefined) return info.cost;
+/**
+ * The keychain's most common bcrypt cost, for the dummy hash: an unknown ID then takes as long as a
+ * wrong secret for a typical entry. Ties go to the higher cost (the result then does not depend on
+ * the order of lines). DEFAULT_COST when there are no bcrypt entries. One pass, no hashing: the
+ * cost is read from each hash's text.
+ */
+export function typicalCost(keychain: Keychain): number {
+  const counts = new Array<number>(MAX_COST + 1).fill(0);
+  for (const line of keychain.lines) {
+    if (line.kind !== 'entry') continue;
+    const info = classifyHash(line.hash);
+    if (typeof info !== 'string' && info.cost !== undefined) counts[info.cost]!++;
   }
-  return DEFAULT_COST;
+  let best = DEFAULT_COST;
+  let bestCount = 0;
+  counts.forEach((count, cost) => {
+    if (count > 0 && count >= bestCount) [best, bestCount] = [cost, count];
+  });
+  return best;
 }

@@ -1,6 +1,6 @@
-import { promises as fsp, constants as fsc, readFileSync } from 'node:fs';
+import { promises as fsp, constants as fsc, closeSync, fstatSync, openSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { KeysmithError, NotFoundError, fileError } from './errors.js';
+import { KeysmithError, NotFoundError, UsageError, fileError } from './errors.js';
 
 let tempCounter = 0;
 
@@ -23,21 +23,131 @@ export async function readFileOrNull(path: string, what = 'file'): Promise<Buffe
   }
 }
 
+/** Who owns a file: a replacement gets the same owner and group. */
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+/** "keychain x is a FIFO (named pipe), expected a regular file"; directories as fileError says them. */
+function notRegularFile(path: string, what: string, stats: Stats): UsageError {
+  if (stats.isDirectory()) return new UsageError(`${what} ${path} is a directory, expected a file`);
+  const kind = stats.isFIFO() ? 'a FIFO (named pipe)'
+    : stats.isCharacterDevice() ? 'a character device'
+    : stats.isBlockDevice() ? 'a block device'
+    : stats.isSocket() ? 'a socket'
+    : 'not a regular file';
+  return new UsageError(`${what} ${path} is ${kind}, expected a regular file`);
+}
+
+/**
+ * Read a regular file with its stats; `null` when it does not exist. Anything else (a FIFO, a
+ * device, a directory) is a UsageError, never a hang: the file is opened with O_NONBLOCK (which
+ * regular files ignore, and which keeps open() of a FIFO from waiting for a writer) and checked
+ * with fstat on the same descriptor before a byte is read, so it cannot be swapped in between.
+ */
+function readRegular(path: string, what: string): { bytes: Buffer; stats: Stats } | null {
+  let fd: number;
+  try {
+    fd = openSync(path, fsc.O_RDONLY | (fsc.O_NONBLOCK ?? 0));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    // open() of a Unix socket fails with ENXIO.
+    if (code === 'ENXIO') throw new UsageError(`${what} ${path} is not a regular file`);
+    throw fileError(err, path, what);
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) throw notRegularFile(path, what, stats);
+    return { bytes: readFileSync(fd), stats };
+  } catch (err) {
+    throw err instanceof KeysmithError ? err : fileError(err, path, what);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * readFileOrNull for files keysmith may replace (keychains, rotate-secret's FILE): a FIFO, a device
+ * or a directory is an error (exit 2) instead of a read that blocks or never ends.
+ */
+export async function readRegularFileOrNull(path: string, what = 'file'): Promise<Buffer | null> {
+  return readRegular(path, what)?.bytes ?? null;
+}
+
+/** Throw when `path` exists but is not a regular file; any other question is left to the read. */
+function checkRegularOrMissing(path: string, what: string): void {
+  let stats: Stats | undefined;
+  try {
+    stats = statSync(path, { throwIfNoEntry: false });
+  } catch {
+    return;
+  }
+  if (stats && !stats.isFile()) throw notRegularFile(path, what, stats);
+}
+
+/** The owner of `path`, or null when it does not exist (or cannot be looked at: the write will say why). */
+function ownerOf(path: string): Owner | null {
+  try {
+    const stats = statSync(path, { throwIfNoEntry: false });
+    return stats ? { uid: stats.uid, gid: stats.gid } : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Give the temp file `owner`'s uid and gid, so that replacing a `root:www-data 0640` file keeps it
+ * readable by the group. root can always; another user can keep their own files and give them any
+ * group they are in. Where that is not allowed, the write stops: silently handing the file to the
+ * writer would change who can read it.
+ */
+async function keepOwner(handle: fsp.FileHandle, owner: Owner, path: string, what: string): Promise<void> {
+  if (process.getuid === undefined) return; // Windows: no POSIX owners.
+  try {
+    await handle.chown(owner.uid, owner.gid);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'EINVAL') throw err;
+    // File systems without owners (vfat, some network mounts) refuse every chown: fine if nothing changes.
+    const made = await handle.stat();
+    if (made.uid === owner.uid && made.gid === owner.gid) return;
+    const whose = made.uid !== owner.uid ? `it belongs to uid ${owner.uid}` : `its group gid ${owner.gid} is not one of yours`;
+    throw new UsageError(`cannot replace ${what} ${path} without changing its owner (${whose}); nothing was written`,
+      `run keysmith as the file's owner or as root`);
+  }
+}
+
+export interface WriteOptions {
+  /**
+   * Owner and group for the new file: by default those of the file being replaced (looked up with
+   * one stat), none for a new one; `null` keeps whatever the new file gets.
+   */
+  owner?: Owner | null;
+  /** What the file is, for messages ("keychain"). */
+  what?: string;
+}
+
 /**
  * Replace `path` with `data` atomically: write a temp file in the same directory with the
  * final mode, fsync it, rename it over the target, fsync the directory. A crash at any moment
- * leaves either the old or the new file, never a torn one.
+ * leaves either the old or the new file, never a torn one. The new file keeps the owner and group
+ * of the one it replaces (see WriteOptions).
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode: number, options: WriteOptions = {}): Promise<void> {
   const dir = dirname(path);
+  const what = options.what ?? 'file';
+  const owner = options.owner === undefined ? ownerOf(path) : options.owner;
   // O_EXCL below guarantees we never clobber another writer's temp file; the name only has to be
   // unlikely to collide (node:crypto is not loaded for this: it costs start-up time).
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${(tempCounter++).toString(36)}${Math.random().toString(36).slice(2, 8)}.tmp`);
   let handle: fsp.FileHandle | undefined;
   try {
     handle = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
+    if (owner) await keepOwner(handle, owner, path, what);
     await handle.writeFile(data);
-    // The umask may have narrowed the mode given to open(); set it exactly.
+    // The umask may have narrowed the mode given to open(), and chown clears set-ID bits; set it exactly.
     await handle.chmod(mode);
     await handle.sync();
     await handle.close();
@@ -46,14 +156,14 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   } catch (err) {
     await handle?.close().catch(() => {});
     await fsp.rm(tmp, { force: true }).catch(() => {});
-    throw fileError(err, path);
+    throw err instanceof KeysmithError ? err : fileError(err, path, what);
   }
   await syncDir(dir);
 }
 
 /** Temp file names writeFileAtomic uses for `path`, with the writer's PID in group 1. */
-function tempNamePattern(path: string): RegExp {
-  const name = basename(path).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+function tempNamePattern(path: string, anyFile: boolean): RegExp {
+  const name = anyFile ? '.+' : basename(path).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   return new RegExp(`^\\.${name}\\.(\\d+)\\.[0-9a-z]+\\.tmp$`);
 }
 
@@ -68,12 +178,15 @@ function processAlive(pid: number): boolean {
 
 /**
  * Remove temp files that writers of `path` left behind when they were killed between creating
- * and renaming them (SIGKILL, power loss). Called under the file's lock; a temp file is removed
- * only when the process named in it is gone, so a live writer's file is never touched.
+ * and renaming them (SIGKILL, power loss); such files may hold secrets or tokens. updateFile calls
+ * it under the file's lock; callers of writeFileAtomic that do not go through updateFile (sessions)
+ * call it themselves. A temp file is removed only when the process named in it is gone, so a live
+ * writer's file is never touched. `anyFile`: those of every file in the directory (one that only
+ * keysmith writes to, like the sessions directory).
  */
-async function removeStaleTemps(path: string): Promise<void> {
+export async function removeStaleTemps(path: string, { anyFile = false }: { anyFile?: boolean } = {}): Promise<void> {
   const dir = dirname(path);
-  const pattern = tempNamePattern(path);
+  const pattern = tempNamePattern(path, anyFile);
   let names: string[];
   try {
     names = await fsp.readdir(dir);
@@ -160,7 +273,8 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, option
 /**
  * Read-modify-write `path` under its lock. `update` receives the current bytes (null when
  * missing) and returns the new content, or `undefined` to leave the file alone. The file
- * keeps its mode; a new file gets `newFileMode`. If `update` throws, nothing is written.
+ * keeps its mode, owner and group; a new file gets `newFileMode`. If `update` throws, nothing is
+ * written. A path that is not a regular file (a FIFO, a device, a directory) is a UsageError.
  */
 export async function updateFile<T>(
   path: string,
@@ -169,20 +283,16 @@ export async function updateFile<T>(
 ): Promise<T> {
   const what = options.what ?? 'file';
   const target = await realTarget(path);
+  // Before the lock: a FIFO or a device gets no lock directory next to it.
+  checkRegularOrMissing(target, what);
   return withFileLock(target, async () => {
-    const current = await readFileOrNull(target, what);
-    const { content, result } = await update(current);
+    const current = readRegular(target, what);
+    const { content, result } = await update(current?.bytes ?? null);
     if (content !== undefined) {
-      let mode = options.newFileMode ?? FILE_MODE;
-      if (current !== null) {
-        try {
-          mode = (await fsp.stat(target)).mode & 0o7777;
-        } catch (err) {
-          throw fileError(err, target, what);
-        }
-      }
+      const mode = current ? current.stats.mode & 0o7777 : options.newFileMode ?? FILE_MODE;
+      const owner = current ? { uid: current.stats.uid, gid: current.stats.gid } : null;
       await removeStaleTemps(target);
-      await writeFileAtomic(target, content, mode);
+      await writeFileAtomic(target, content, mode, { owner, what });
     }
     return result;
   });

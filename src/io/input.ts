@@ -31,7 +31,12 @@ export interface SecretSource {
   howTo: string;
 }
 
-/** Get a secret from the first available source; fail fast without a TTY. */
+/**
+ * Get a secret from the first available source; fail fast without a TTY. Once stdin is the
+ * source (a --*-stdin flag, or 'if-piped' with something piped), it is the only one: an empty
+ * pipe is an error, never a fallback to the environment, so `echo -n "$EMPTY" | ...` cannot
+ * quietly use a secret the caller did not mean.
+ */
 export async function readSecret(ctx: Ctx, source: SecretSource): Promise<string> {
   if (source.stdin === 'always' || (source.stdin === 'if-piped' && ctx.stdinPiped)) {
     if (source.stdin === 'always' && ctx.isTTY.stdin) {
@@ -39,10 +44,8 @@ export async function readSecret(ctx: Ctx, source: SecretSource): Promise<string
       ctx.stderr.write(`Reading the ${source.what} from standard input (end with Ctrl-D)...\n`);
     }
     const value = chompOnce(await readAll(ctx.stdin()));
-    if (value !== '' || source.stdin === 'always') {
-      if (value === '') throw new UsageError(`no ${source.what} on standard input`);
-      return value;
-    }
+    if (value === '') throw new UsageError(`no ${source.what} on standard input (it was empty)`);
+    return value;
   }
   const fromEnv = source.envVar ? ctx.env[source.envVar] : undefined;
   if (fromEnv) return fromEnv;

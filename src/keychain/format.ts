@@ -4,7 +4,7 @@
  * serialize(parse(text)) === text for every file we accept, so a file we did not change stays
  * byte-identical: line endings (LF or CRLF, per line), comments, blank lines and order are kept.
  */
-import { FormatError } from '../io/errors.js';
+import { FormatError, UsageError } from '../io/errors.js';
 
 export { decodeText } from '../io/text.js';
 
@@ -101,14 +101,59 @@ export function classifyHash(hash: string): HashInfo | string {
   return 'unrecognised password hash (expected bcrypt $2b$..., $apr1$, {SHA}, crypt or {PLAIN})';
 }
 
+/** Zero-width characters (U+200B-U+200D, U+2060, U+FEFF) and bidi controls (U+061C, U+200E-F, U+202A-E, U+2066-9). */
+const ZERO_WIDTH = /[\u200b-\u200d\u2060\ufeff]/;
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+/** What JSON.stringify leaves as it is but a terminal hides or obeys: DEL, C1, line separators, the above. */
+const UNSEEN = /[\u007f-\u009f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff]/g;
+
+/** `\u202e` for one character. */
+function escapeChar(c: string): string {
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+}
+
+/** An ID in quotes for a one-line message, every invisible or control character escaped. */
+function quoteId(id: string): string {
+  return JSON.stringify(id).replace(UNSEEN, escapeChar);
+}
+
 /** Why `id` cannot be an ID, or undefined when it can. */
 export function invalidIdReason(id: string): string | undefined {
   if (id.length === 0) return 'empty ID';
-  if (id.includes(':')) return `ID ${JSON.stringify(id)} contains ':'`;
+  if (id.includes(':')) return `ID ${quoteId(id)} contains ':'`;
   // Whitespace and control characters would not survive Basic auth or other tools' parsers.
-  if (/[\s\p{Cc}]/u.test(id)) return `ID ${JSON.stringify(id)} contains whitespace or control characters`;
-  if (id.startsWith('#')) return `ID ${JSON.stringify(id)} starts with '#' (read as a comment)`;
+  const bad = /[\s\p{Cc}]/u.exec(id)?.[0];
+  if (bad !== undefined) {
+    const what = bad === ' ' ? 'whitespace (a space)'
+      : /\p{Cc}/u.test(bad) ? `a control character (${escapeChar(bad)})`
+      : `whitespace (${escapeChar(bad)})`;
+    return `ID ${quoteId(id)} contains ${what}`;
+  }
+  if (id.startsWith('#')) return `ID ${quoteId(id)} starts with '#' (read as a comment)`;
   return undefined;
+}
+
+/**
+ * Why `id` cannot be a new ID (or set-password user), or undefined when it can: invalidIdReason,
+ * and also no zero-width or bidi control characters, which make two different names look alike
+ * or show a name reordered. Files that already hold such IDs are still read.
+ */
+export function invalidNewIdReason(id: string): string | undefined {
+  const problem = invalidIdReason(id);
+  if (problem) return problem;
+  const bidi = BIDI.exec(id)?.[0];
+  if (bidi !== undefined) return `ID ${quoteId(id)} contains a bidi control character (${escapeChar(bidi)})`;
+  const hidden = ZERO_WIDTH.exec(id)?.[0];
+  if (hidden !== undefined) return `ID ${quoteId(id)} contains a zero-width character (${escapeChar(hidden)})`;
+  return undefined;
+}
+
+/** Refuse new entries whose IDs could not be read back or would mislead (whatever made them). */
+function checkNewIds(added: ReadonlyArray<{ id: string }>): void {
+  for (const { id } of added) {
+    const problem = invalidNewIdReason(id);
+    if (problem) throw new UsageError(`cannot add ${problem}`);
+  }
 }
 
 /**
@@ -195,6 +240,7 @@ function newlineOf(keychain: Keychain): string {
 
 /** Append entries at the end; a last line without terminator gets one first. */
 export function appendEntries(keychain: Keychain, added: Array<{ id: string; hash: string }>): void {
+  checkNewIds(added);
   const eol = newlineOf(keychain);
   const last = keychain.lines[keychain.lines.length - 1];
   if (last && last.eol === '') last.eol = eol;
@@ -205,6 +251,7 @@ export function appendEntries(keychain: Keychain, added: Array<{ id: string; has
 export function insertEntriesAfter(keychain: Keychain, afterId: string, added: Array<{ id: string; hash: string }>): void {
   const index = keychain.lines.findIndex((l) => l.kind === 'entry' && l.id === afterId);
   if (index === -1) throw new Error(`no entry ${afterId}`);
+  checkNewIds(added);
   const eol = newlineOf(keychain);
   const anchor = keychain.lines[index]!;
   // Keep the anchor's terminator on the last inserted line (it may be '' at end of file).

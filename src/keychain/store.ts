@@ -1,7 +1,7 @@
 /** Reading and writing keychain files: strict parse on read, locked atomic update on write. */
 import { isAbsolute, resolve } from 'node:path';
 import type { Ctx } from '../io/context.js';
-import { readFileOrNull, updateFile } from '../io/files.js';
+import { readRegularFileOrNull, updateFile } from '../io/files.js';
 import { decodeText, entries, parseKeychain, removeEntriesFromText, serializeKeychain, sortIds, type Keychain } from './format.js';
 import { findId, idLines, readPlainKeychain, withoutEntries } from './plain.js';
 
@@ -17,9 +17,9 @@ function parse(bytes: Buffer | null, path: string): Keychain {
   return bytes === null ? { lines: [] } : parseKeychain(decodeText(bytes, path), path);
 }
 
-/** Load a keychain; a missing file is an empty keychain. */
+/** Load a keychain; a missing file is an empty keychain, a FIFO or a device an error. */
 export async function loadKeychain(path: string): Promise<{ keychain: Keychain; exists: boolean }> {
-  const bytes = await readFileOrNull(path, 'keychain');
+  const bytes = await readRegularFileOrNull(path, 'keychain');
   return { keychain: parse(bytes, path), exists: bytes !== null };
 }
 
@@ -28,7 +28,7 @@ export async function loadKeychain(path: string): Promise<{ keychain: Keychain; 
  * lines (what waved and keysmith write) is listed from its bytes; any other goes through the parser.
  */
 export async function listIds(path: string): Promise<Uint8Array | string> {
-  const bytes = await readFileOrNull(path, 'keychain');
+  const bytes = await readRegularFileOrNull(path, 'keychain');
   if (bytes === null) return '';
   const plain = readPlainKeychain(bytes);
   if (plain) return idLines(plain.k, plain.order);

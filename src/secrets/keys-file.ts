@@ -10,7 +10,7 @@ import { readFileOrNull } from '../io/files.js';
 import { decodeText } from '../io/text.js';
 import { readEnvList } from './rotate-env.js';
 import { isReference } from './rotation.js';
-import { DEFAULT_KEY_PATH } from './rotate-yaml.js';
+import { DEFAULT_KEY_PATH, libraryMessage } from './rotate-yaml.js';
 
 /** yaml for .yml/.yaml, env for .env, .env.* and *.env; undefined for other names. */
 export function guessFormat(file: string): 'yaml' | 'env' | undefined {
@@ -46,7 +46,7 @@ async function yamlKeys(text: string, file: string): Promise<string[]> {
   const lineCounter = new yaml.LineCounter();
   const doc = yaml.parseDocument(text, { lineCounter, prettyErrors: false });
   const error = doc.errors[0];
-  if (error) throw new FormatError(file, lineCounter.linePos(error.pos[0]).line, error.message);
+  if (error) throw new FormatError(file, lineCounter.linePos(error.pos[0]).line, libraryMessage(error.message));
   const list = doc.getIn(DEFAULT_KEY_PATH.split('.'));
   const items = yaml.isSeq(list) ? list.toJSON() : undefined;
   if (!Array.isArray(items) || !items.every((k) => typeof k === 'string')) {

@@ -8,12 +8,16 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { CST, Scalar, YAMLMap } from 'yaml';
 import { FormatError, KeysmithError, UsageError } from '../io/errors.js';
-import { rotateList, type Rotation } from './rotation.js';
+import { splitLines } from '../io/text.js';
+import { hideKey, replaceSpans, rotateList, type Rotation } from './rotation.js';
 
 export const DEFAULT_KEY_PATH = 'authentication.secret_keys';
 
 type Yaml = typeof import('yaml');
 type Where = { at: number; indent: number };
+
+/** Why keysmith refuses a list reached through an alias or a merge key, or one that is shared. */
+const SHARED = 'keysmith rotates only a list written out in place, never one that is shared or merged in';
 
 export async function rotateYaml(text: string, file: string, keyPath: string, secret: string, keep: number): Promise<Rotation> {
   const yaml = await import('yaml');
@@ -26,7 +30,7 @@ export async function rotateYaml(text: string, file: string, keyPath: string, se
     return new FormatError(file, line, `${message} (column ${col})`);
   };
   const error = doc.errors[0];
-  if (error) throw fail(error.pos[0], error.message);
+  if (error) throw fail(error.pos[0], libraryMessage(error.message));
 
   /** The rotation, once the new text is checked to differ from the old in the list only. */
   const result = (newText: string, old: string[], kept: number, sources: string[], created = false): Rotation => {
@@ -39,7 +43,7 @@ export async function rotateYaml(text: string, file: string, keyPath: string, se
     if (after.errors.length > 0 || !isDeepStrictEqual(after.toJS(), expected)) {
       throw new KeysmithError(`could not edit ${keyPath} in ${file} safely; the file was left unchanged`, 1, 'please report this with the layout of that part of the file');
     }
-    return { text: newText, where: keyPath, kept, dropped: old.length - kept, created, secrets: [secret, ...old, ...sources] };
+    return { text: newText, where: keyPath, kept, dropped: old.length - kept, created, secrets: [secret, ...old, ...sources], hide: (t) => hideKeys(yaml, t, keys) };
   };
 
   // Walk the path. Where it ends early, write the missing keys and a one-item list as new lines.
@@ -52,16 +56,42 @@ export async function rotateYaml(text: string, file: string, keyPath: string, se
     const gap = at > 0 && text[at - 1] !== '\n' ? eol : '';
     return result(text.slice(0, at) + gap + block + text.slice(at), [], 0, [], true);
   };
+  // An alias or a merge key on the way would make keysmith edit a list that is shared, or add one
+  // that hides the keys still in use behind it: refuse both (see sharedBy and mergedFrom).
+  const sharedBy = aliasesByTarget(yaml, doc);
+  const notShared = (node: unknown, name: string) => {
+    const alias = sharedBy.get(node);
+    if (!alias) return;
+    const anchor = (node as { anchor?: string }).anchor ?? alias.source;
+    const { line } = lineCounter.linePos(rangeOf(alias) ?? 0);
+    throw fail(rangeOf(node), `${name} is anchored (&${anchor}) and used again as *${alias.source} on line ${line}; ${SHARED}`);
+  };
   let node: unknown = doc.contents;
   if (isBlank(yaml, node)) return create(keys, { at: text.length, indent: 0 });
   for (let i = 0; i < keys.length; i++) {
     const name = keys.slice(0, i).join('.') || 'the document';
+    if (yaml.isAlias(node)) {
+      const target = node.resolve(doc);
+      const where = target ? ` (${kindOf(yaml, target)} on line ${lineCounter.linePos(rangeOf(target) ?? 0).line})` : '';
+      throw fail(rangeOf(node), `${name} is an alias, *${node.source}${where}; ${SHARED}`);
+    }
     if (!yaml.isMap(node)) throw fail(rangeOf(node), `${name} is ${kindOf(yaml, node)}, not a mapping`);
+    notShared(node, name);
     const map: YAMLMap = node;
+    const aliasKey = map.items.find((p) => yaml.isAlias(p.key) && yaml.isScalar(p.key.resolve(doc)) && String((p.key.resolve(doc) as Scalar).value) === keys[i]);
+    if (aliasKey) throw fail(rangeOf(aliasKey.key), `the key ${keys.slice(0, i + 1).join('.')} is written as an alias (*${(aliasKey.key as { source: string }).source}); ${SHARED}`);
     const pair = map.items.find((p) => yaml.isScalar(p.key) && String(p.key.value) === keys[i]);
     if (pair && !isBlank(yaml, pair.value)) {
       node = pair.value;
       continue;
+    }
+    if (!pair) {
+      // A key given by a merge (`<<: *defaults`) would be hidden by the one keysmith would add.
+      const merge = mergedFrom(yaml, doc, map, keys[i]!);
+      if (merge) {
+        const what = keys.slice(0, i + 1).join('.');
+        throw fail(rangeOf(merge.key), `${what} comes from the merge key ${merge.shown}; ${SHARED}`);
+      }
     }
     if (map.srcToken?.type !== 'block-map') {
       throw new UsageError(`${name} in ${file} is a flow mapping ({...}); keysmith adds keys to block mappings only`, `add "${keys[i]}: []" to it by hand`);
@@ -72,10 +102,17 @@ export async function rotateYaml(text: string, file: string, keyPath: string, se
     return create(keys.slice(i + 1), { at: lineStart(text, keyEnd), indent: column + 2 });
   }
 
+  if (yaml.isAlias(node)) {
+    const target = node.resolve(doc);
+    const where = target ? ` (${kindOf(yaml, target)} on line ${lineCounter.linePos(rangeOf(target) ?? 0).line})` : '';
+    throw fail(rangeOf(node), `${keyPath} is an alias, *${node.source}${where}; ${SHARED}`);
+  }
   if (!yaml.isSeq(node)) throw fail(rangeOf(node), `${keyPath} is ${kindOf(yaml, node)}, not a list`);
   const seq = node;
+  notShared(seq, keyPath);
   const old = seq.items.map((item, n) => {
     if (!yaml.isScalar(item) || typeof item.value !== 'string') throw fail(rangeOf(item) ?? rangeOf(seq), `item ${n + 1} of ${keyPath} is ${kindOf(yaml, item)}, not a string`);
+    notShared(item, `item ${n + 1} of ${keyPath}`);
     return item.value;
   });
   const token = seq.srcToken as CST.BlockSequence | CST.FlowCollection;
@@ -86,6 +123,30 @@ export async function rotateYaml(text: string, file: string, keyPath: string, se
   const { kept } = rotateList(secret, old, keep);
   prependItem(yaml, token, secret, scalarType(yaml, seq.items[0] as Scalar | undefined, secret), kept, eolOf(text));
   return result(text.slice(0, start) + yaml.CST.stringify(token) + text.slice(end), old, kept, sources);
+}
+
+/**
+ * The lines of `text` with each item of the list at `keys` cut to its first 4 characters, in its
+ * quotes (`"3b0e…"`); an item over several lines (`|`, `>`, a folded scalar) becomes `<key hidden>`.
+ */
+function hideKeys(yaml: Yaml, text: string, keys: string[]): string[] {
+  const doc = yaml.parseDocument(text);
+  if (doc.errors.length > 0) return splitLines(text).map(() => '<line hidden>');
+  const list = doc.getIn(keys, true);
+  const spans = [];
+  if (yaml.isSeq(list)) {
+    for (const item of list.items) {
+      const range = rangeOf(item) === undefined ? undefined : (item as Scalar).range!;
+      if (!range) continue;
+      const written = text.slice(range[0], range[1]);
+      const value = yaml.isScalar(item) ? String(item.value) : '';
+      const quote = yaml.isScalar(item) && (item.type === 'QUOTE_DOUBLE' || item.type === 'QUOTE_SINGLE') ? written[0]! : '';
+      const oneLine = !/[\r\n]/.test(written.trimEnd()) && (yaml.isScalar(item) && (item.type === 'PLAIN' || quote !== ''));
+      const shown = oneLine ? quote + hideKey(quote ? written.slice(1, -1) : written, value) + quote : '<key hidden>';
+      spans.push({ start: range[0], end: oneLine ? range[0] + written.length : range[1], shown });
+    }
+  }
+  return splitLines(replaceSpans(text, spans)).map((line) => line.text);
 }
 
 /** Edit a list's CST tokens: the new key first, then the first `kept` old items; layout as it was. */
@@ -167,7 +228,61 @@ function kindOf(yaml: Yaml, node: unknown): string {
   if (yaml.isScalar(node)) {
     const value = node.value;
     if (value === null) return 'null';
-    return typeof value === 'string' ? 'a string' : `a ${typeof value === 'bigint' ? 'number' : typeof value} (${node.source || String(value)})`;
+    if (typeof value === 'string') return 'a string';
+    // Never more than 4 characters of what is written: an unquoted key of digits reads as a number.
+    const written = String(node.source || value);
+    return `a ${typeof value === 'bigint' ? 'number' : typeof value} (${written.length > 4 ? `${written.slice(0, 4)}…` : written})`;
   }
   return 'not a value';
+}
+
+/**
+ * A message of the yaml package without the file content it may quote (a tag, a plain scalar, an
+ * escape sequence, a block scalar header): what follows its fixed words is cut to 4 characters.
+ */
+export function libraryMessage(message: string): string {
+  const quoted = /^(Plain value cannot start with |Could not resolve tag: |Not a valid tag: |Unresolved tag: |Unresolved plain scalar |Block scalar header includes extra characters: |Invalid escape sequence |Ordered maps must not include duplicate keys: |Verbatim tags aren't resolved, so )(.*)$/s.exec(message);
+  const line = quoted ? quoted[1]! + (quoted[2]!.length > 4 ? `${quoted[2]!.slice(0, 4)}…` : quoted[2]!) : message;
+  return line.split(/\r?\n/)[0]!;
+}
+
+/** The node each alias of the document points to, and the first alias that does. */
+function aliasesByTarget(yaml: Yaml, doc: import('yaml').Document.Parsed): Map<unknown, import('yaml').Alias> {
+  const targets = new Map<unknown, import('yaml').Alias>();
+  yaml.visit(doc, {
+    Alias(_, alias) {
+      const target = alias.resolve(doc);
+      if (target && !targets.has(target)) targets.set(target, alias);
+    },
+  });
+  return targets;
+}
+
+/** `<<` as a key: YAML 1.1's merge key, which Tiled's PyYAML follows (the yaml package does not, by default). */
+function isMergeKey(yaml: Yaml, key: unknown): boolean {
+  return yaml.isScalar(key) && key.value === '<<';
+}
+
+/**
+ * The merge key of `map` (`<<: *defaults`, `<<: [*a, *b]`, `<<: {...}`) through which `key` could
+ * come into it, followed through merges of merges; undefined when none can give that key.
+ */
+function mergedFrom(yaml: Yaml, doc: import('yaml').Document.Parsed, map: YAMLMap, key: string, seen = new Set<unknown>()): { key: unknown; shown: string } | undefined {
+  for (const pair of map.items) {
+    if (!isMergeKey(yaml, pair.key)) continue;
+    const value = pair.value;
+    const named = (node: unknown) => (yaml.isAlias(node) ? `*${node.source}` : yaml.isMap(node) ? '{…}' : '…');
+    const shown = `(<<: ${yaml.isSeq(value) ? `[${value.items.map(named).join(', ')}]` : named(value)})`;
+    for (const source of yaml.isSeq(value) ? value.items : [value]) {
+      const target = yaml.isAlias(source) ? source.resolve(doc) : source;
+      if (!yaml.isMap(target)) return { key: pair.key, shown }; // one keysmith cannot follow: it might
+      if (seen.has(target)) continue;
+      seen.add(target);
+      if (target.items.some((p) => (yaml.isScalar(p.key) || yaml.isAlias(p.key)) && String(yaml.isAlias(p.key) ? (p.key.resolve(doc) as Scalar | undefined)?.value : p.key.value) === key)) {
+        return { key: pair.key, shown };
+      }
+      if (mergedFrom(yaml, doc, target, key, seen)) return { key: pair.key, shown };
+    }
+  }
+  return undefined;
 }

@@ -11,7 +11,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { Ctx } from '../io/context.js';
 import { FormatError, KeysmithError, NotFoundError, UsageError } from '../io/errors.js';
-import { ensureDir, readFileOrNull, updateFile, writeFileAtomic, FILE_MODE } from '../io/files.js';
+import { ensureDir, readFileOrNull, removeStaleTemps, updateFile, writeFileAtomic, FILE_MODE } from '../io/files.js';
 
 export type DialectName = 'tiled' | 'basic-login' | 'wavemaker' | 'oauth2';
 
@@ -103,7 +103,16 @@ async function readProfiles(ctx: Ctx): Promise<ProfilesFile> {
   if (typeof data !== 'object' || data === null || typeof data.profiles !== 'object') {
     throw new FormatError(path, undefined, 'expected {"profiles": {...}}');
   }
-  return data;
+  return withPlainNames(data);
+}
+
+/**
+ * Profile names are data: keep them in an object without a prototype, so that `__proto__`,
+ * `constructor` or `toString` are names like any other, never Object's own members.
+ */
+function withPlainNames(file: ProfilesFile): ProfilesFile {
+  file.profiles = Object.assign(Object.create(null) as Record<string, Profile>, file.profiles);
+  return file;
 }
 
 async function updateProfiles<T>(ctx: Ctx, change: (file: ProfilesFile) => T): Promise<T> {
@@ -112,8 +121,7 @@ async function updateProfiles<T>(ctx: Ctx, change: (file: ProfilesFile) => T): P
   return updateFile(
     path,
     (bytes) => {
-      const file: ProfilesFile = bytes ? parseJson<ProfilesFile>(bytes, path) : { profiles: {} };
-      file.profiles ??= {};
+      const file = withPlainNames(bytes ? parseJson<ProfilesFile>(bytes, path) : { profiles: {} });
       const result = change(file);
       return { content: JSON.stringify(file, null, 2) + '\n', result };
     },
@@ -126,12 +134,18 @@ export async function resolveProfile(ctx: Ctx, flag: string | undefined): Promis
   const file = await readProfiles(ctx);
   const name = flag || ctx.env.KEYSMITH_PROFILE || file.default;
   if (!name) throw new NotFoundError('not logged in', 'run: keysmith login URL');
-  const profile = file.profiles[name];
+  const profile = Object.hasOwn(file.profiles, name) ? file.profiles[name] : undefined;
   if (!profile) {
     const known = Object.keys(file.profiles);
     throw new NotFoundError(`no profile ${name}`, known.length ? `known profiles: ${known.join(', ')}; or run: keysmith login URL --profile ${name}` : 'run: keysmith login URL');
   }
   return profile;
+}
+
+/** The profile of that name as the file says now; undefined when there is none. */
+export async function findProfile(ctx: Ctx, name: string): Promise<Profile | undefined> {
+  const file = await readProfiles(ctx);
+  return Object.hasOwn(file.profiles, name) ? file.profiles[name] : undefined;
 }
 
 export async function listProfiles(ctx: Ctx): Promise<{ default?: string; profiles: Profile[] }> {
@@ -150,7 +164,7 @@ export async function saveProfile(ctx: Ctx, profile: Profile): Promise<void> {
 
 export async function setDefaultProfile(ctx: Ctx, name: string): Promise<void> {
   await updateProfiles(ctx, (file) => {
-    if (!file.profiles[name]) throw new NotFoundError(`no profile ${name}`);
+    if (!Object.hasOwn(file.profiles, name)) throw new NotFoundError(`no profile ${name}`);
     file.default = name;
   });
 }
@@ -176,6 +190,9 @@ export async function readSession(ctx: Ctx, profile: string): Promise<Session | 
 export async function writeSession(ctx: Ctx, profile: string, session: Session): Promise<void> {
   const path = sessionPath(ctx, profile);
   await ensureDir(join(stateDir(ctx), 'sessions'));
+  // Temp files of a writer killed before its rename hold tokens: remove them with each write in
+  // the sessions directory, whichever profile they were for.
+  await removeStaleTemps(path, { anyFile: true });
   await writeFileAtomic(path, JSON.stringify(session, null, 2) + '\n', FILE_MODE);
 }
 
