@@ -97,17 +97,19 @@ async function reportError(ctx: Ctx, err: unknown): Promise<number> {
     return commanderCode === 'commander.helpDisplayed' || commanderCode === 'commander.version' || exitCode === 0 ? 0 : EXIT_USAGE;
   }
   const { colours } = await import('./io/colour.js');
+  const { safeLine } = await import('./io/escape.js');
   const c = await colours(ctx, 'stderr');
   const error = c ? c.red.bold('error:') : 'error:';
-  const hint = (text: string) => ctx.stderr.write(`${c ? c.dim('hint:') : 'hint:'} ${text}\n`);
+  // Messages may carry server text, file contents or URLs: one line each, nothing a terminal obeys.
+  const hint = (text: string) => ctx.stderr.write(`${c ? c.dim('hint:') : 'hint:'} ${safeLine(text)}\n`);
   if (err instanceof KeysmithError) {
-    ctx.stderr.write(`${error} ${err.message}\n`);
+    ctx.stderr.write(`${error} ${safeLine(err.message)}\n`);
     if (err.hint) hint(err.hint);
     return err.exitCode;
   }
   const message = err instanceof Error ? err.message : String(err);
-  ctx.stderr.write(`${error} unexpected failure: ${message}\n`);
-  if (ctx.env.KEYSMITH_DEBUG && err instanceof Error && err.stack) ctx.stderr.write(err.stack + '\n');
+  ctx.stderr.write(`${error} unexpected failure: ${safeLine(message)}\n`);
+  if (ctx.env.KEYSMITH_DEBUG && err instanceof Error && err.stack) ctx.stderr.write(err.stack.split('\n').map((line) => safeLine(line)).join('\n') + '\n');
   else hint('set KEYSMITH_DEBUG=1 for details');
   return EXIT_FAILURE;
 }

@@ -1,11 +1,13 @@
 /** `keysmith login URL`: exchange credentials for tokens and save the session under a profile. */
+import { resolve } from 'node:path';
 import { say, type Ctx } from '../io/context.js';
+import { printable } from '../io/escape.js';
 import { UsageError } from '../io/errors.js';
 import { readSecret } from '../io/input.js';
 import type { Credentials, Dialect, DialectEnv } from '../tokens/dialect.js';
-import { loadDialect } from '../tokens/dialect.js';
+import { checkSession, loadDialect } from '../tokens/dialect.js';
 import { joinUrl, parseServerUrl, request } from '../tokens/http.js';
-import { dialectEnv, httpOptions } from '../tokens/session.js';
+import { dialectEnv, httpOptions, withSessionLock } from '../tokens/session.js';
 import { checkProfileName, listProfiles, saveProfile, writeSession, type DialectName, type Profile } from '../tokens/store.js';
 import { parseSeconds } from './token.js';
 
@@ -60,7 +62,8 @@ export async function run(url: string | undefined, opts: LoginOptions, ctx: Ctx)
     dialect: 'tiled',
     ...(opts.provider && { provider: opts.provider }),
     ...(timeout !== undefined && { timeout }),
-    ...(opts.cacert && { cacert: opts.cacert }),
+    // Kept in the profile, so it must mean the same file from any directory.
+    ...(opts.cacert && { cacert: resolve(ctx.cwd, opts.cacert) }),
     ...(opts.tokenTtl !== undefined && { tokenTtl: parseSeconds(opts.tokenTtl, '--token-ttl', 1800, 1) }),
     ...(flow && { flow }),
     ...(clientId && { clientId }),
@@ -79,10 +82,15 @@ export async function run(url: string | undefined, opts: LoginOptions, ctx: Ctx)
     clientSecret: (required) => askClientSecret(ctx, opts, required),
     device: { qr: opts.qr !== false, json: Boolean(opts.json) },
   });
-  await writeSession(ctx, name, session);
-  await saveProfile(ctx, profile);
+  // Nothing is saved before the answer has passed every check; the session and the profile that
+  // says which server it belongs to change together, under the lock a refresh takes.
+  checkSession(session, 'login');
+  await withSessionLock(ctx, name, env.http.timeout ?? 30, async () => {
+    await writeSession(ctx, name, session);
+    await saveProfile(ctx, profile);
+  });
   const until = session.expiresAt ? `; token valid until ${new Date(session.expiresAt).toISOString()}` : '';
-  say(ctx, `Logged in to ${base} as ${profile.username ?? 'unknown'} (profile ${name}, ${dialect.name})${until}.`);
+  say(ctx, `Logged in to ${base} as ${printable(profile.username ?? 'unknown', 200)} (profile ${name}, ${dialect.name})${until}.`);
 }
 
 /** The profile to log in again to when no URL is given, or the one named by --profile. */

@@ -1,8 +1,11 @@
 import { say, type Ctx } from '../io/context.js';
 import { UsageError } from '../io/errors.js';
 import { loadDialect } from '../tokens/dialect.js';
-import { dialectEnv, httpOptions } from '../tokens/session.js';
-import { deleteSession, listProfiles, readSession, resolveProfile, type Profile } from '../tokens/store.js';
+import { warn } from '../io/escape.js';
+import { removeStaleTemps } from '../io/files.js';
+import type { HttpOptions } from '../tokens/http.js';
+import { dialectEnv, httpOptions, withSessionLock } from '../tokens/session.js';
+import { deleteSession, listProfiles, readSession, resolveProfile, sessionPath, type Profile } from '../tokens/store.js';
 
 export interface LogoutOptions {
   profile?: string;
@@ -16,20 +19,30 @@ export async function run(opts: LogoutOptions, ctx: Ctx): Promise<void> {
   for (const profile of profiles) await logout(ctx, profile);
 }
 
-/** The profile's settings stay, so `keysmith login --profile NAME` logs in again without a URL. */
+/**
+ * The profile's settings stay, so `keysmith login --profile NAME` logs in again without a URL.
+ * Under the session lock: a refresh in flight finishes first, and its tokens are the ones revoked.
+ */
 async function logout(ctx: Ctx, profile: Profile): Promise<void> {
+  const http = httpOptions(profile);
+  await withSessionLock(ctx, profile.name, http.timeout ?? 30, () => logoutLocked(ctx, profile, http));
+}
+
+async function logoutLocked(ctx: Ctx, profile: Profile, http: HttpOptions): Promise<void> {
   const session = await readSession(ctx, profile.name);
   const dialect = await loadDialect(profile.dialect);
   let revoked = '';
   if (session && dialect.revoke) {
     try {
-      const done = await dialect.revoke(await dialectEnv(ctx, httpOptions(profile)), profile, session);
+      const done = await dialect.revoke(await dialectEnv(ctx, http), profile, session);
       if (done !== false) revoked = ' and revoked the session on the server';
     } catch (err) {
       // Still forget it locally: the user asked to log out. Say the server was not told.
-      ctx.stderr.write(`warning: could not revoke the session on the server: ${(err as Error).message}\n`);
+      warn(ctx, `could not revoke the session on the server: ${(err as Error).message}`);
     }
   }
   await deleteSession(ctx, profile.name);
+  // A writer killed mid-write may have left a temp copy of the tokens next to the session.
+  await removeStaleTemps(sessionPath(ctx, profile.name), { anyFile: true });
   say(ctx, session ? `Logged out of ${profile.name}${revoked}.` : `Not logged in to ${profile.name}; nothing to do.`);
 }

@@ -1,4 +1,5 @@
 import { out, outJson, type Ctx } from '../io/context.js';
+import { printable } from '../io/escape.js';
 import { listProfiles, readSession, setDefaultProfile } from '../tokens/store.js';
 
 export interface ProfilesOptions {
@@ -29,5 +30,5 @@ export async function run(opts: ProfilesOptions, ctx: Ctx): Promise<void> {
     }),
   );
   if (opts.json) return outJson(ctx, rows);
-  for (const r of rows) out(ctx, `${r.default ? '*' : ' '} ${r.name}\t${r.url}\t${r.dialect}\t${r.username ?? '-'}\t${r.logged_in ? 'logged in' : 'logged out'}`);
+  for (const r of rows) out(ctx, `${r.default ? '*' : ' '} ${r.name}\t${r.url}\t${r.dialect}\t${printable(r.username ?? '-', 200)}\t${r.logged_in ? 'logged in' : 'logged out'}`);
 }

@@ -4,7 +4,7 @@
  */
 import { out, outJson, type Ctx } from '../io/context.js';
 import { UsageError } from '../io/errors.js';
-import { authHeader } from '../tokens/dialect.js';
+import { authHeader, checkSession } from '../tokens/dialect.js';
 import { DEFAULT_MIN_TTL_SECONDS } from '../tokens/policy.js';
 import { currentSession } from '../tokens/session.js';
 import { resolveProfile } from '../tokens/store.js';
@@ -28,7 +28,9 @@ export async function run(opts: TokenOptions, ctx: Ctx): Promise<void> {
   const minTtl = parseSeconds(opts.minTtl, '--min-ttl', DEFAULT_MIN_TTL_SECONDS);
   const timeout = opts.timeout === undefined ? undefined : parseSeconds(opts.timeout, '--timeout', 30, 1);
   const profile = await resolveProfile(ctx, opts.profile);
-  const session = await currentSession(ctx, profile, { minTtl, timeout });
+  // Sessions are checked before they are saved; this also covers files written by older versions,
+  // so that `curl -H "$(keysmith token --header)"` never carries a second header.
+  const session = checkSession(await currentSession(ctx, profile, { minTtl, timeout }), 'token');
   if (opts.json) {
     const expiresIn = session.expiresAt === undefined ? null : Math.max(0, Math.floor((session.expiresAt - ctx.now()) / 1000));
     outJson(ctx, {

@@ -1,4 +1,5 @@
 import { out, outJson, type Ctx } from '../io/context.js';
+import { printable } from '../io/escape.js';
 import { jwtClaims, loadDialect } from '../tokens/dialect.js';
 import { currentSession, dialectEnv, httpOptions } from '../tokens/session.js';
 import { resolveProfile } from '../tokens/store.js';
@@ -22,6 +23,7 @@ export async function run(opts: WhoamiOptions, ctx: Ctx): Promise<void> {
     outJson(ctx, { user: who.user, profile: profile.name, url: profile.url, dialect: profile.dialect, token_expires_at: expires, refresh_expires_at: sessionEnds, details: who.details ?? null });
     return;
   }
-  out(ctx, who.user);
+  // The server chose the name: printed escaped, so it stays one line and moves no cursor.
+  out(ctx, printable(String(who.user), 500));
   ctx.stderr.write(`profile ${profile.name} at ${profile.url} (${profile.dialect})` + (expires ? `; token valid until ${expires}` : '') + (sessionEnds ? `; session renewable until ${sessionEnds}` : '') + '\n');
 }

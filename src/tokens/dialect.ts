@@ -4,6 +4,7 @@
  */
 import type { Ctx } from '../io/context.js';
 import { KeysmithError } from '../io/errors.js';
+import { printable } from '../io/escape.js';
 import type { Fetch, HttpOptions, HttpResponse } from './http.js';
 import type { DialectName, Profile, Session } from './store.js';
 
@@ -86,29 +87,68 @@ export function sessionFromTokenResponse(res: HttpResponse, nowMs: number, actio
   if (typeof body?.access_token !== 'string' || body.access_token === '') {
     throw new KeysmithError(`${action}: the server's answer has no access_token (got ${describeBody(res)})`);
   }
-  return sessionFromTokenBody(body, nowMs);
+  return sessionFromTokenBody(body, nowMs, action);
+}
+
+/** Ten years: a lifetime beyond it is a server bug or an attack, not a token. */
+const MAX_LIFETIME_SECONDS = 10 * 365 * 24 * 3600;
+
+/**
+ * A lifetime field of a token answer in seconds: absent (undefined or null), or a positive,
+ * finite number no larger than ten years (a decimal string is accepted, as some servers send
+ * one). Anything else refuses the whole answer.
+ */
+export function lifetimeSeconds(body: Record<string, unknown>, field: string, action: string): number | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d{1,12}(\.\d+)?$/.test(value) ? Number(value) : NaN;
+  if (!Number.isFinite(n) || n <= 0 || n > MAX_LIFETIME_SECONDS) {
+    throw new KeysmithError(`${action}: the server's ${field} is not a usable number of seconds (got ${printable(JSON.stringify(value) ?? String(value), 40)})`);
+  }
+  return n;
+}
+
+/** A JWT's `exp` in ms since the epoch, when it is a finite number. */
+function jwtExpiry(token: string): number | undefined {
+  const exp = jwtClaims(token)?.exp;
+  return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
 }
 
 /** A Session from the fields of a token answer that has an access_token. */
-export function sessionFromTokenBody(body: Record<string, unknown>, nowMs: number): Session {
+export function sessionFromTokenBody(body: Record<string, unknown>, nowMs: number, action = 'login'): Session {
   const session: Session = { accessToken: body.access_token as string, tokenType: 'bearer', obtainedAt: nowMs };
-  const expiresIn = Number(body.expires_in);
-  if (body.expires_in !== undefined && Number.isFinite(expiresIn)) session.expiresAt = nowMs + expiresIn * 1000;
-  else {
-    const exp = jwtClaims(session.accessToken)?.exp;
-    if (typeof exp === 'number') session.expiresAt = exp * 1000;
-  }
+  const expiresIn = lifetimeSeconds(body, 'expires_in', action);
+  const expiresAt = expiresIn !== undefined ? nowMs + expiresIn * 1000 : jwtExpiry(session.accessToken);
+  if (expiresAt !== undefined) session.expiresAt = expiresAt;
   if (typeof body.refresh_token === 'string') {
     session.refreshToken = body.refresh_token;
-    const refreshIn = Number(body.refresh_token_expires_in);
-    if (body.refresh_token_expires_in !== undefined && Number.isFinite(refreshIn)) session.refreshExpiresAt = nowMs + refreshIn * 1000;
-    else {
-      const exp = jwtClaims(body.refresh_token)?.exp;
-      if (typeof exp === 'number') session.refreshExpiresAt = exp * 1000;
-    }
+    const refreshIn = lifetimeSeconds(body, 'refresh_token_expires_in', action);
+    const refreshExpiresAt = refreshIn !== undefined ? nowMs + refreshIn * 1000 : jwtExpiry(body.refresh_token);
+    if (refreshExpiresAt !== undefined) session.refreshExpiresAt = refreshExpiresAt;
   }
   if (typeof body.scope === 'string') session.scope = body.scope;
   if (typeof body.id_token === 'string') session.idToken = body.id_token;
+  return session;
+}
+
+/**
+ * RFC 6750 tokens are visible ASCII: no space, CR, LF or control character can be part of one.
+ * A token that is not could inject a header into `curl -H "$(keysmith token --header)"`.
+ */
+const TOKEN_CHARS = /^[\x21-\x7e]+$/;
+
+/**
+ * Check what a server gave before it is saved or printed: every token is visible ASCII. Called
+ * once, by the code that writes sessions (login and the refresh policy), for every dialect.
+ */
+export function checkSession(session: Session, action: string): Session {
+  const tokens: Array<[string, unknown]> = [['access token', session.accessToken], ['refresh token', session.refreshToken], ['token type', session.tokenType]];
+  for (const [what, value] of tokens) {
+    if (value === undefined && what === 'refresh token') continue;
+    if (typeof value !== 'string' || !TOKEN_CHARS.test(value)) {
+      throw new KeysmithError(`${action}: the server's ${what} has characters a token cannot have (spaces, line breaks, control or non-ASCII characters); refused`);
+    }
+  }
   return session;
 }
 

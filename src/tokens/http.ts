@@ -1,11 +1,17 @@
 /**
- * HTTP for the token commands: timeouts, --cacert, HTTPS_PROXY/NO_PROXY, and one-line errors for
- * everything that can go wrong between us and a server. undici loads only when a proxy or a
- * custom CA is in play; otherwise Node's built-in fetch is used.
+ * HTTP for the token commands, and the one place where keysmith's network safety policy lives:
+ * every request goes through the fetch that `makeFetch` returns, which
+ *   - follows a redirect only within the origin (scheme, host, port) the request was meant for,
+ *     so credentials never travel to another server or from https to http;
+ *   - reads at most MAX_BODY bytes of an answer and refuses larger ones;
+ *   - turns every failure into one line a user can act on.
+ * Timeouts, --cacert and HTTPS_PROXY/NO_PROXY are set here too. undici loads only when a proxy or
+ * a custom CA is in play; otherwise Node's built-in fetch is used.
  */
 import { readFile } from 'node:fs/promises';
 import type { Ctx } from '../io/context.js';
 import { KeysmithError, UsageError } from '../io/errors.js';
+import { printable } from '../io/escape.js';
 
 export interface HttpOptions {
   /** Seconds; default 30. */
@@ -39,8 +45,21 @@ export interface RequestInit {
 
 export type Fetch = typeof fetch;
 
-/** Builds the fetch function for these options (shared with oauth4webapi's customFetch). */
+/** The most an answer may carry: token answers and server metadata are a few KiB. */
+export const MAX_BODY = 1024 * 1024;
+/** Same-origin redirects followed for one request before giving up. */
+const MAX_REDIRECTS = 5;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * The fetch function for these options (shared with oauth4webapi's customFetch): the transport of
+ * `transport`, behind the redirect and size policy of `guardFetch`.
+ */
 export async function makeFetch(ctx: Ctx, options: HttpOptions): Promise<Fetch> {
+  return guardFetch(await transport(ctx, options));
+}
+
+async function transport(ctx: Ctx, options: HttpOptions): Promise<Fetch> {
   const env = ctx.env;
   const proxied = Boolean(env.HTTPS_PROXY || env.https_proxy || env.HTTP_PROXY || env.http_proxy);
   if (!proxied && !options.cacert) return fetch;
@@ -70,6 +89,104 @@ export async function makeFetch(ctx: Ctx, options: HttpOptions): Promise<Fetch> 
     undici.fetch(input as never, { ...(init as object), dispatcher } as never)) as unknown as Fetch;
 }
 
+function urlOf(input: Parameters<Fetch>[0]): URL {
+  return new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+}
+
+/** "from https://a to http://b" in words a user can check. */
+function crossing(from: URL, to: URL): string {
+  const downgrade = from.protocol === 'https:' && to.protocol === 'http:' ? ' (from https down to plain http)' : '';
+  return `from ${from.origin} to ${to.origin}${downgrade}`;
+}
+
+/**
+ * Wrap a fetch so that redirects stay on the request's origin and answers stay small. The caller's
+ * own `redirect` setting is overridden: a hop is followed here, by hand, only when it stays on the
+ * origin, with fetch's rules for the method (303, and 301/302 after a POST, become a GET without
+ * a body); a hop to anywhere else ends the request with one line naming both origins, and nothing
+ * is sent there. The answer comes back fully read (at most MAX_BODY bytes) as a new Response.
+ */
+export function guardFetch(inner: Fetch, maxBody = MAX_BODY): Fetch {
+  return (async (input: Parameters<Fetch>[0], init: Parameters<Fetch>[1] = {}) => {
+    const first = urlOf(input);
+    let url = first;
+    let method = (init.method ?? 'GET').toUpperCase();
+    let body = init.body;
+    let headers = new Headers(init.headers);
+    for (let hops = 0; ; hops++) {
+      const res = await inner(url.href, { ...init, method, body, headers, redirect: 'manual' });
+      const location = REDIRECTS.has(res.status) ? res.headers.get('location') : null;
+      if (location === null) return readCapped(res, url, maxBody);
+      await res.body?.cancel().catch(() => {});
+      let next: URL;
+      try {
+        next = new URL(location, url);
+      } catch {
+        throw new KeysmithError(`${url.origin} answered ${res.status} with a redirect to an invalid address`);
+      }
+      if (next.origin !== first.origin) {
+        throw new KeysmithError(`refused to follow a redirect ${crossing(first, next)}: keysmith sends credentials only to the server you named`, 1,
+          next.protocol === first.protocol ? `if the server has moved, use its new address: ${next.origin}` : undefined);
+      }
+      if (hops >= MAX_REDIRECTS) throw new KeysmithError(`${first.origin} redirected more than ${MAX_REDIRECTS} times`);
+      if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
+        if (method !== 'HEAD') method = 'GET';
+        body = undefined;
+        headers = new Headers(headers);
+        headers.delete('content-type');
+        headers.delete('content-length');
+      }
+      url = next;
+    }
+  }) as Fetch;
+}
+
+/** The answer with its body read into memory, refused past `maxBody` bytes. */
+async function readCapped(res: Response, url: URL, maxBody: number): Promise<Response> {
+  const tooLarge = () => new KeysmithError(`the answer from ${url.origin} is larger than ${maxBody / 1024 / 1024} MiB; refused`);
+  const declared = Number(res.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > maxBody) {
+    await res.body?.cancel().catch(() => {});
+    throw tooLarge();
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (res.body) {
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxBody) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+  }
+  const bytes = Buffer.concat(chunks);
+  const nullBody = res.status === 204 || res.status === 205 || res.status === 304;
+  const copy = new Response(nullBody ? null : bytes, { status: res.status, statusText: res.statusText, headers: res.headers });
+  // Messages name the server by the address that answered.
+  Object.defineProperty(copy, 'url', { value: url.href });
+  return copy;
+}
+
+/** Throw unless `url` is on `base`'s origin: for endpoints a server hands out. */
+export function checkSameOrigin(url: string, base: string, what: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url, base);
+  } catch {
+    throw new KeysmithError(`the server gave an invalid address for ${what}: ${JSON.stringify(url)}`);
+  }
+  const origin = new URL(base);
+  if (parsed.origin !== origin.origin) {
+    throw new KeysmithError(`the server at ${origin.origin} named ${parsed.origin} as its ${what}: keysmith sends credentials only to the server you named`);
+  }
+  return parsed.href;
+}
+
 const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/i;
 
 /** Parse a server URL given on the command line; warn about credentials in clear text. */
@@ -81,6 +198,11 @@ export function parseServerUrl(ctx: Ctx, raw: string): URL {
     throw new UsageError(`not a URL: ${JSON.stringify(raw)} (expected e.g. https://example.com:8000)`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`unsupported URL scheme ${url.protocol} (use http or https)`);
+  if (url.username || url.password) {
+    // Said without the URL: it carries the password, which would end up in logs.
+    throw new UsageError('the URL carries a user name or password; keysmith does not take credentials in a URL',
+      'give the user with --username and the password with --password-stdin or $KEYSMITH_PASSWORD');
+  }
   if (url.protocol === 'http:' && !LOOPBACK.test(url.hostname)) {
     ctx.stderr.write(`warning: ${url.origin} is plain http: credentials and tokens cross the network unencrypted\n`);
   }
@@ -100,6 +222,8 @@ const TLS_CODES = new Set([
 
 /** Turn a fetch failure into one line a user can act on. */
 export function networkError(err: unknown, url: string, timeout: number): KeysmithError {
+  // Refusals of the safety policy (guardFetch) are already one line.
+  if (err instanceof KeysmithError) return err;
   const e = err as Error & { cause?: NodeJS.ErrnoException & { code?: string } };
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') {
     return new KeysmithError(`${url}: no answer within ${timeout} s`, 1, 'is the server up? raise the limit with --timeout SECONDS');
@@ -156,7 +280,7 @@ export async function request(fetchFn: Fetch, url: string, init: RequestInit, op
   let text: string;
   try {
     const signal = init.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(timeout * 1000)]) : AbortSignal.timeout(timeout * 1000);
-    res = await fetchFn(url, { method: init.method ?? (body ? 'POST' : 'GET'), headers, body, redirect: 'follow', signal });
+    res = await fetchFn(url, { method: init.method ?? (body ? 'POST' : 'GET'), headers, body, signal });
     text = await res.text();
   } catch (err) {
     throw networkError(err, url, timeout);
@@ -172,8 +296,15 @@ export async function request(fetchFn: Fetch, url: string, init: RequestInit, op
   return { status: res.status, statusText: res.statusText, headers: res.headers, text, json, url };
 }
 
-/** The server's own words from an error body, whatever its dialect. */
+/** Server text in a message: one line, escaped, and short enough to read. */
+const MAX_SERVER_TEXT = 300;
+
+/** The server's own words from an error body, whatever its dialect: one safe line. */
 export function serverMessage(res: HttpResponse): string {
+  return printable(rawServerMessage(res), MAX_SERVER_TEXT);
+}
+
+function rawServerMessage(res: HttpResponse): string {
   const body = res.json as Record<string, unknown> | null | undefined;
   if (body && typeof body === 'object') {
     // OAuth 2.0: {"error", "error_description"}
@@ -192,7 +323,7 @@ export function serverMessage(res: HttpResponse): string {
   }
   const type = res.headers.get('content-type') ?? '';
   if (/html/i.test(type) || /^\s*</.test(res.text)) return 'an HTML page, not an API answer (is the URL right?)';
-  const line = res.text.trim().split('\n')[0]?.slice(0, 200);
+  const line = res.text.trim().split('\n')[0];
   return line || res.statusText || 'no details';
 }
 

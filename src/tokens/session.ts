@@ -5,13 +5,14 @@
  * atomically, release. N concurrent callers cause one refresh request and all get its result,
  * and a rotating refresh token is never replayed.
  */
+import { dirname } from 'node:path';
 import type { Ctx } from '../io/context.js';
 import { KeysmithError, NotFoundError } from '../io/errors.js';
 import { withFileLock } from '../io/files.js';
 import type { DialectEnv } from './dialect.js';
 import type { HttpOptions } from './http.js';
 import { DEFAULT_MIN_TTL_SECONDS, isExpired, isStale } from './policy.js';
-import { deleteSession, readSession, sessionPath, writeSession, type Profile, type Session } from './store.js';
+import { deleteSession, findProfile, readSession, sessionPath, writeSession, type Profile, type Session } from './store.js';
 
 export interface SessionOptions {
   /** Refresh when the token expires within this many seconds (capped at half its lifetime). */
@@ -34,28 +35,42 @@ export function notLoggedIn(profile: string): NotFoundError {
   return new NotFoundError(`not logged in (profile ${profile})`, `run: keysmith login --profile ${profile}`);
 }
 
+/**
+ * Run `fn` holding the profile's session lock: every change of a session (login, refresh,
+ * logout) takes it, so none of them can undo another's. Waits for a holder as long as its
+ * network calls may take, plus a margin.
+ */
+export async function withSessionLock<T>(ctx: Ctx, name: string, timeoutSeconds: number, fn: () => Promise<T>): Promise<T> {
+  const path = sessionPath(ctx, name);
+  const { ensureDir } = await import('../io/files.js');
+  await ensureDir(dirname(path));
+  return withFileLock(path, fn, { waitMs: (timeoutSeconds + 15) * 1000 });
+}
+
 /** The profile's session, refreshed first when it is stale. */
 export async function currentSession(ctx: Ctx, profile: Profile, options: SessionOptions = {}): Promise<Session> {
   const session = await readSession(ctx, profile.name);
   if (!session) throw notLoggedIn(profile.name);
   if (!options.force && !isStale(session, ctx.now(), options.minTtl ?? DEFAULT_MIN_TTL_SECONDS)) return session;
-  const http = httpOptions(profile, { timeout: options.timeout });
-  // Wait for a refresh running elsewhere for as long as it may take, plus a margin.
-  return withFileLock(sessionPath(ctx, profile.name), () => refreshLocked(ctx, profile, session, options, http), {
-    waitMs: ((http.timeout ?? 30) + 15) * 1000,
-  });
+  const timeout = httpOptions(profile, { timeout: options.timeout }).timeout ?? 30;
+  return withSessionLock(ctx, profile.name, timeout, () => refreshLocked(ctx, profile.name, session, options));
 }
 
-async function refreshLocked(ctx: Ctx, profile: Profile, seen: Session, options: SessionOptions, http: HttpOptions): Promise<Session> {
-  const current = await readSession(ctx, profile.name);
-  if (!current) throw notLoggedIn(profile.name);
+async function refreshLocked(ctx: Ctx, name: string, seen: Session, options: SessionOptions): Promise<Session> {
+  const current = await readSession(ctx, name);
+  if (!current) throw notLoggedIn(name);
   const refreshedMeanwhile = current.accessToken !== seen.accessToken;
   if (refreshedMeanwhile && !isStale(current, ctx.now(), options.minTtl ?? DEFAULT_MIN_TTL_SECONDS)) return current;
-  const { loadDialect } = await import('./dialect.js');
+  // The profile as it is now, under the lock: a login may have pointed it at another server since
+  // this process read it, and the session's refresh token belongs to that server alone.
+  const profile = await findProfile(ctx, name);
+  if (!profile) throw notLoggedIn(name);
+  const http = httpOptions(profile, { timeout: options.timeout });
+  const { loadDialect, checkSession } = await import('./dialect.js');
   const { SessionDeadError } = await import('./http.js');
   const dialect = await loadDialect(profile.dialect);
   try {
-    const fresh = await dialect.refresh(await dialectEnv(ctx, http), profile, current);
+    const fresh = checkSession(await dialect.refresh(await dialectEnv(ctx, http), profile, current), 'refresh');
     // Servers that do not rotate refresh tokens may leave them out of the answer: keep ours.
     if (!fresh.refreshToken && current.refreshToken) {
       fresh.refreshToken = current.refreshToken;
@@ -71,7 +86,8 @@ async function refreshLocked(ctx: Ctx, profile: Profile, seen: Session, options:
     }
     // The server could not be asked (down, timeout): a token that is still valid is still good.
     if (!options.force && !isExpired(current, ctx.now()) && err instanceof KeysmithError) {
-      ctx.stderr.write(`warning: could not refresh the token (${err.message}); using the current one, valid for ${Math.round((current.expiresAt! - ctx.now()) / 1000)} s more\n`);
+      const { warn } = await import('../io/escape.js');
+      warn(ctx, `could not refresh the token (${err.message}); using the current one, valid for ${Math.round((current.expiresAt! - ctx.now()) / 1000)} s more`);
       return current;
     }
     throw err;

@@ -8,6 +8,7 @@
  */
 import type * as OAuth from 'oauth4webapi';
 import { KeysmithError, UsageError } from '../../io/errors.js';
+import { printable } from '../../io/escape.js';
 import type { Dialect, DialectEnv } from '../dialect.js';
 import { jwtClaims, sessionFromTokenBody } from '../dialect.js';
 import { SessionDeadError, httpError, networkError, type Fetch, type HttpResponse } from '../http.js';
@@ -84,10 +85,36 @@ export async function discover(env: DialectEnv, url: string): Promise<OAuth.Auth
   return undefined;
 }
 
+/** Metadata fields that name endpoints keysmith sends credentials or tokens to. */
+const ENDPOINTS = KEPT_METADATA.filter((key) => key !== 'issuer');
+
+/**
+ * Endpoints from a server's metadata are checked before anything is sent to them: https, or
+ * plain http only on the issuer's own origin (an http:// issuer the user typed). Endpoints on
+ * other https origins are normal (Google's token endpoint is not on its issuer's host).
+ */
+function checkEndpoints(as: Record<string, unknown>, issuerUrl: string): void {
+  const issuer = new URL(issuerUrl);
+  for (const key of ENDPOINTS) {
+    const value = as[key];
+    if (value === undefined) continue;
+    let url: URL | undefined;
+    try {
+      url = typeof value === 'string' ? new URL(value) : undefined;
+    } catch {
+      url = undefined;
+    }
+    if (!url) throw new KeysmithError(`${issuer.origin} gives an invalid ${key} in its metadata`);
+    if (url.protocol === 'https:' || (url.protocol === 'http:' && url.origin === issuer.origin)) continue;
+    throw new KeysmithError(`${issuer.origin} names ${url.origin} as its ${key}: keysmith sends credentials only over https, or to the server you named`);
+  }
+}
+
 /** The metadata oauth4webapi needs, rebuilt from the profile (no discovery after login). */
 function serverOf(profile: Profile): OAuth.AuthorizationServer {
   const e = profile.endpoints ?? {};
   if (!e.issuer || !e.token_endpoint) throw new KeysmithError(`profile ${profile.name} has no OAuth 2.0 endpoints`, 1, `log in again: keysmith login --profile ${profile.name}`);
+  checkEndpoints(e, profile.url);
   const as: Record<string, string | string[]> = {};
   for (const key of KEPT_METADATA) if (e[key]) as[key] = e[key];
   if (e.id_token_signing_alg_values_supported) as.id_token_signing_alg_values_supported = e.id_token_signing_alg_values_supported.split(' ');
@@ -157,12 +184,12 @@ async function failure(oauth: Lib, err: unknown, action: string, url: string): P
   if (err instanceof KeysmithError) return err;
   const host = hostOf(url);
   if (err instanceof oauth.ResponseBodyError) {
-    const said = err.error_description ? `${err.error}: ${err.error_description}` : err.error;
+    const said = printable(err.error_description ? `${err.error}: ${err.error_description}` : err.error, 300);
     return new KeysmithError(`${action} failed: ${host} answered ${err.status}: ${said}`, 1, HINTS[err.error]);
   }
   if (err instanceof oauth.WWWAuthenticateChallengeError) {
     const params = err.cause[0]?.parameters ?? {};
-    const said = params.error ? (params.error_description ? `${params.error}: ${params.error_description}` : params.error) : `${err.cause[0]?.scheme ?? 'authentication'} challenge`;
+    const said = printable(params.error ? (params.error_description ? `${params.error}: ${params.error_description}` : params.error) : `${err.cause[0]?.scheme ?? 'authentication'} challenge`, 300);
     return new KeysmithError(`${action} failed: ${host} answered ${err.status}: ${said}`, 1, params.error ? HINTS[params.error] : undefined);
   }
   // An unexpected status (an HTML error page, a 500): the response is the cause, still unread.
@@ -173,7 +200,7 @@ async function failure(oauth: Lib, err: unknown, action: string, url: string): P
     if (res.status >= 300) return httpError(res, action);
   }
   const message = err instanceof Error ? err.message : String(err);
-  return new KeysmithError(`${action} failed: unexpected answer from ${host}: ${message}`);
+  return new KeysmithError(`${action} failed: unexpected answer from ${host}: ${printable(message, 300)}`);
 }
 
 async function toHttpResponse(res: Response): Promise<HttpResponse> {
@@ -214,6 +241,7 @@ export const oauth2: Dialect = {
     if (!as) {
       throw new KeysmithError(`${profile.url} serves no OAuth 2.0 server metadata (/.well-known/openid-configuration or /.well-known/oauth-authorization-server)`, 1, 'give the issuer URL of the server');
     }
+    checkEndpoints(as as unknown as Record<string, unknown>, profile.url);
     const secret = await clientSecret?.(flow === 'client-credentials');
     rememberServer(profile, as, chooseAuthMethod(as, secret));
     const client = clientOf(profile);

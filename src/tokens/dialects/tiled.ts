@@ -6,7 +6,8 @@
 import { KeysmithError, UsageError } from '../../io/errors.js';
 import type { Dialect, DialectEnv, LoginRequest } from '../dialect.js';
 import { describeBody, sessionFromTokenResponse } from '../dialect.js';
-import { SessionDeadError, httpError, joinUrl, request, serverMessage, type HttpResponse } from '../http.js';
+import { printable } from '../../io/escape.js';
+import { SessionDeadError, checkSameOrigin, httpError, joinUrl, request, serverMessage, type HttpResponse } from '../http.js';
 import type { Profile, Session } from '../store.js';
 
 export interface TiledProvider {
@@ -29,8 +30,13 @@ export async function discoverTiled(env: DialectEnv, url: string): Promise<Tiled
   return { providers: auth.providers as TiledProvider[], links: (auth.links ?? {}) as Record<string, string> };
 }
 
+/**
+ * An endpoint the server named, or the standard path. Tiled's links are the server's own: one on
+ * any other origin is refused (at login, and again here for profiles saved before that check).
+ */
 function endpoint(profile: Profile, name: string, fallbackPath: string): string {
-  return profile.endpoints?.[name] ?? joinUrl(profile.url, fallbackPath);
+  const named = profile.endpoints?.[name];
+  return named ? checkSameOrigin(named, profile.url, `${name} endpoint`) : joinUrl(profile.url, fallbackPath);
 }
 
 async function chooseProvider(env: DialectEnv, about: TiledAbout, wanted: string | undefined): Promise<TiledProvider> {
@@ -59,12 +65,13 @@ export const tiled: Dialect = {
     const provider = await chooseProvider(env, about, profile.provider);
     profile.provider = provider.provider;
     const links = about.links;
-    profile.endpoints = {
-      ...(links.refresh_session && { refresh: links.refresh_session }),
-      ...(links.whoami && { whoami: links.whoami }),
-      // The POST form of revocation takes the refresh token; the DELETE form needs the session id.
-      ...(links.revoke_session && { revoke: links.revoke_session.replace(/\/\{session_id\}$/, '') }),
-    };
+    const own = (link: unknown, what: string) => (typeof link === 'string' && link ? checkSameOrigin(link, profile.url, what) : undefined);
+    const refresh = own(links.refresh_session, 'refresh_session link');
+    const whoami = own(links.whoami, 'whoami link');
+    // The POST form of revocation takes the refresh token; the DELETE form needs the session id.
+    const revoke = own(typeof links.revoke_session === 'string' ? links.revoke_session.replace(/\/\{session_id\}$/, '') : undefined, 'revoke_session link');
+    profile.endpoints = { ...(refresh && { refresh }), ...(whoami && { whoami }), ...(revoke && { revoke }) };
+    const authEndpoint = own(provider.links?.auth_endpoint, `auth_endpoint of provider ${printable(provider.provider, 60)}`);
     const external = provider.mode === 'external';
     if (!external && provider.mode !== 'internal' && provider.mode !== 'password') {
       throw new UsageError(`provider ${provider.provider} has mode ${provider.mode}, which keysmith does not know`);
@@ -76,9 +83,9 @@ export const tiled: Dialect = {
     let res: HttpResponse;
     if (external) {
       profile.flow = 'device';
-      res = await deviceLogin(env, provider.links?.auth_endpoint ?? joinUrl(profile.url, `${providerPath}/authorize`), joinUrl(profile.url, `${providerPath}/token`), device);
+      res = await deviceLogin(env, profile.url, authEndpoint ?? joinUrl(profile.url, `${providerPath}/authorize`), joinUrl(profile.url, `${providerPath}/token`), device);
     } else {
-      const auth = provider.links?.auth_endpoint ?? joinUrl(profile.url, `${providerPath}/token`);
+      const auth = authEndpoint ?? joinUrl(profile.url, `${providerPath}/token`);
       profile.endpoints.token = auth;
       const { username, password } = await credentials();
       profile.username = username;
@@ -86,9 +93,10 @@ export const tiled: Dialect = {
       if (res.status !== 200) throw httpError(res, 'login');
     }
     const session = sessionFromTokenResponse(res, env.ctx.now(), 'login');
-    const id = (res.json as { identity?: { id?: string } }).identity?.id ?? profile.username;
+    const identityId = (res.json as { identity?: { id?: unknown } }).identity?.id;
+    const id = typeof identityId === 'string' ? identityId : profile.username;
     if (external) profile.username = id;
-    if (provider.confirmation_message) env.ctx.stderr.write(provider.confirmation_message.replace('{id}', id ?? 'unknown') + '\n');
+    if (typeof provider.confirmation_message === 'string') env.ctx.stderr.write(printable(provider.confirmation_message.replace('{id}', id ?? 'unknown'), 500) + '\n');
     return session;
   },
 
@@ -125,15 +133,17 @@ export const tiled: Dialect = {
  * grant_type}; 400 {"detail": {"error": "authorization_pending"}} is pending, 404 is an expired
  * (or already collected) code; 200 is the token pair.
  */
-async function deviceLogin(env: DialectEnv, authorizeUrl: string, fallbackPollUrl: string, device: LoginRequest['device']): Promise<HttpResponse> {
+async function deviceLogin(env: DialectEnv, base: string, authorizeUrl: string, fallbackPollUrl: string, device: LoginRequest['device']): Promise<HttpResponse> {
   const { runDeviceFlow, startAuthorizeFlow } = await import('../flows/device.js');
   const start = await startAuthorizeFlow(env, authorizeUrl);
+  // The poll carries the device code, which becomes the session: only to the server itself.
+  const pollUrl = start.pollUrl ? checkSameOrigin(start.pollUrl, base, 'device-flow verification_uri') : fallbackPollUrl;
   const json = { device_code: start.deviceCode, grant_type: 'urn:ietf:params:oauth:grant-type:device_code' };
   return runDeviceFlow<HttpResponse>(
     env.ctx,
     start.codes,
     async (signal) => {
-      const res = await request(env.fetch, start.pollUrl ?? fallbackPollUrl, { json, signal }, env.http);
+      const res = await request(env.fetch, pollUrl, { json, signal }, env.http);
       if (res.status === 200) return { status: 'approved', value: res };
       const error = serverMessage(res);
       if (res.status === 404 && error.startsWith('No such device_code')) return { status: 'expired' };

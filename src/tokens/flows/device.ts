@@ -8,6 +8,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Ctx } from '../../io/context.js';
 import { KeysmithError } from '../../io/errors.js';
+import { printable } from '../../io/escape.js';
 import type { DialectEnv } from '../dialect.js';
 import { describeBody } from '../dialect.js';
 import { httpError, request } from '../http.js';
@@ -19,10 +20,10 @@ export interface DeviceCodes {
   /** The page with the code already filled in, when the server gives one. */
   verificationUriComplete?: string;
   userCode: string;
-  /** Seconds until the codes expire. */
-  expiresIn?: number;
-  /** Seconds to wait between polls. */
-  interval?: number;
+  /** Seconds until the codes expire, as the server said it (checked by codeLifetime). */
+  expiresIn?: unknown;
+  /** Seconds to wait between polls, as the server said it (checked by pollInterval). */
+  interval?: unknown;
 }
 
 /** One poll's answer, in RFC 8628 terms. */
@@ -62,10 +63,29 @@ function systemClock(ctx: Ctx): DeviceFlowClock {
   return { now: () => ctx.now(), sleep: (ms, signal) => delay(ms, undefined, { signal }) };
 }
 
-/** A positive number of seconds from a server field, or the fallback. */
-function seconds(value: unknown, fallback: number): number {
-  const n = Number(value);
-  return value !== undefined && value !== null && Number.isFinite(n) && n > 0 ? n : fallback;
+/** Polls never come faster than this, whatever the server says (an `interval` of 0 would spin). */
+export const MIN_INTERVAL_SECONDS = 1;
+/** Nor slower: a huge `interval` would leave the user waiting on a code that has long expired. */
+export const MAX_INTERVAL_SECONDS = 60;
+/** Codes are for a person at a browser: an hour is plenty, and a longer wait is a bug or a trap. */
+export const MAX_EXPIRES_SECONDS = 3600;
+
+/** A server's number of seconds (a number, or a decimal string), or undefined when it is not one. */
+function numberOf(value: unknown): number | undefined {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : NaN;
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** The polling interval: the server's, kept within [1 s, 60 s]; 5 s when it gives none. */
+export function pollInterval(value: unknown): number {
+  const n = numberOf(value);
+  return n === undefined ? DEFAULT_INTERVAL_SECONDS : Math.min(MAX_INTERVAL_SECONDS, Math.max(MIN_INTERVAL_SECONDS, n));
+}
+
+/** How long the codes live: the server's positive value, at most an hour; 900 s when it gives none. */
+export function codeLifetime(value: unknown): number {
+  const n = numberOf(value);
+  return n === undefined || n <= 0 ? DEFAULT_EXPIRES_SECONDS : Math.min(MAX_EXPIRES_SECONDS, n);
 }
 
 /**
@@ -80,8 +100,8 @@ export async function runDeviceFlow<T>(
   options: DeviceFlowOptions = {},
 ): Promise<T> {
   const clock = options.clock ?? systemClock(ctx);
-  let interval = seconds(codes.interval, DEFAULT_INTERVAL_SECONDS);
-  const expiresIn = seconds(codes.expiresIn, DEFAULT_EXPIRES_SECONDS);
+  let interval = pollInterval(codes.interval);
+  const expiresIn = codeLifetime(codes.expiresIn);
   const deadline = clock.now() + expiresIn * 1000;
 
   const controller = new AbortController();
@@ -112,7 +132,7 @@ export async function runDeviceFlow<T>(
         case 'expired':
           throw expired(expiresIn);
         case 'denied':
-          throw new KeysmithError(`the login was denied${outcome.reason ? `: ${outcome.reason}` : ''}`, 1, 'run keysmith login again to start over');
+          throw new KeysmithError(`the login was denied${outcome.reason ? `: ${printable(outcome.reason, 300)}` : ''}`, 1, 'run keysmith login again to start over');
       }
     }
   } catch (err) {
@@ -133,8 +153,9 @@ function expired(expiresIn: number): KeysmithError {
 
 /** Tell the user where to go: plain lines, a QR code on a terminal, and the JSON line for tools. */
 async function announce(ctx: Ctx, codes: DeviceCodes, expiresIn: number, options: DeviceFlowOptions): Promise<void> {
-  const lines = ['To log in, open this address in a browser:', `  ${codes.verificationUri}`, 'and enter the code:', `  ${codes.userCode}`];
-  if (codes.verificationUriComplete) lines.push('or open this address, which carries the code:', `  ${codes.verificationUriComplete}`);
+  // The server chose these: shown escaped, so they cannot move the cursor or hide text.
+  const lines = ['To log in, open this address in a browser:', `  ${printable(codes.verificationUri, 500)}`, 'and enter the code:', `  ${printable(codes.userCode, 100)}`];
+  if (codes.verificationUriComplete) lines.push('or open this address, which carries the code:', `  ${printable(codes.verificationUriComplete, 500)}`);
   ctx.stderr.write(lines.join('\n') + '\n');
   if (ctx.isTTY.stderr && options.qr !== false) {
     ctx.stderr.write((await qrCode(codes.verificationUriComplete ?? codes.verificationUri)) + '\n');
@@ -221,7 +242,7 @@ export async function startAuthorizeFlow(env: DialectEnv, url: string): Promise<
     throw new KeysmithError(`device authorization: expected authorization_uri, device_code and user_code, got ${describeBody(res)}`);
   }
   return {
-    codes: { verificationUri: open, userCode, expiresIn: body.expires_in as number | undefined, interval: body.interval as number | undefined },
+    codes: { verificationUri: open, userCode, expiresIn: body.expires_in, interval: body.interval },
     deviceCode,
     pollUrl: field('verification_uri'),
   };
