@@ -10,7 +10,8 @@ import type * as OAuth from 'oauth4webapi';
 import { KeysmithError, UsageError } from '../../io/errors.js';
 import { printable } from '../../io/escape.js';
 import type { Dialect, DialectEnv } from '../dialect.js';
-import { jwtClaims, sessionFromTokenBody } from '../dialect.js';
+import { jwtClaims, lifetimeSeconds, sessionFromTokenBody } from '../dialect.js';
+import { pollInterval } from '../flows/device.js';
 import { SessionDeadError, httpError, networkError, type Fetch, type HttpResponse } from '../http.js';
 import { isExpired } from '../policy.js';
 import type { Profile, Session } from '../store.js';
@@ -227,6 +228,36 @@ function userName(claims: Record<string, unknown> | undefined): string | undefin
   return undefined;
 }
 
+/** An answer's JSON object, read from a copy (guardFetch has already read it into memory). */
+async function jsonOf(res: Response): Promise<Record<string, unknown> | undefined> {
+  const body = (await res.clone().json().catch(() => undefined)) as unknown;
+  return body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : undefined;
+}
+
+/**
+ * A token answer's lifetimes as the server wrote them, checked by keysmith's rules before
+ * oauth4webapi reads them (it turns "3600abc" into 3600, where every other dialect refuses it).
+ */
+async function checkedTokenAnswer(res: Response, action: string): Promise<Response> {
+  const body = res.status === 200 ? await jsonOf(res) : undefined;
+  if (body) {
+    lifetimeSeconds(body, 'expires_in', action);
+    lifetimeSeconds(body, 'refresh_token_expires_in', action);
+  }
+  return res;
+}
+
+/**
+ * A device authorization answer whose `interval` is kept within keysmith's bounds: oauth4webapi
+ * refuses an interval of 0 where keysmith polls once a second, as for every other dialect.
+ */
+async function clampedDeviceAnswer(res: Response): Promise<Response> {
+  const body = res.status === 200 ? await jsonOf(res) : undefined;
+  if (!body || body.interval === undefined) return res;
+  const fixed = { ...body, interval: pollInterval(body.interval) };
+  return new Response(JSON.stringify(fixed), { status: res.status, statusText: res.statusText, headers: res.headers });
+}
+
 export const oauth2: Dialect = {
   name: 'oauth2',
 
@@ -250,7 +281,8 @@ export const oauth2: Dialect = {
 
     if (flow === 'client-credentials') {
       try {
-        const tokens = await oauth.processClientCredentialsResponse(as, client, await oauth.clientCredentialsGrantRequest(as, client, auth, scopeParameter(profile), options));
+        const res = await checkedTokenAnswer(await oauth.clientCredentialsGrantRequest(as, client, auth, scopeParameter(profile), options), 'login');
+        const tokens = await oauth.processClientCredentialsResponse(as, client, res);
         profile.username = profile.clientId;
         return toSession(tokens, env.ctx.now(), secret);
       } catch (err) {
@@ -266,7 +298,7 @@ export const oauth2: Dialect = {
     let codes: OAuth.DeviceAuthorizationResponse;
     try {
       const res = await oauth.deviceAuthorizationRequest(as, client, auth, scopeParameter(profile), options);
-      codes = await oauth.processDeviceAuthorizationResponse(as, client, res);
+      codes = await oauth.processDeviceAuthorizationResponse(as, client, await clampedDeviceAnswer(res));
     } catch (err) {
       throw await failure(oauth, err, 'device authorization', profile.url);
     }
@@ -282,7 +314,7 @@ export const oauth2: Dialect = {
       },
       async (signal) => {
         try {
-          const res = await oauth.deviceCodeGrantRequest(as, client, auth, codes.device_code, requestOptions(oauth, env, profile.url, signal));
+          const res = await checkedTokenAnswer(await oauth.deviceCodeGrantRequest(as, client, auth, codes.device_code, requestOptions(oauth, env, profile.url, signal)), 'login');
           return { status: 'approved', value: await oauth.processDeviceCodeResponse(as, client, res) };
         } catch (err) {
           if (err instanceof oauth.ResponseBodyError) {
@@ -320,9 +352,11 @@ export const oauth2: Dialect = {
     try {
       if (profile.flow === 'client-credentials') {
         // No refresh token in this grant: a new client_credentials grant renews the token.
-        tokens = await oauth.processClientCredentialsResponse(as, client, await oauth.clientCredentialsGrantRequest(as, client, auth, scopeParameter(profile), options));
+        const res = await oauth.clientCredentialsGrantRequest(as, client, auth, scopeParameter(profile), options);
+        tokens = await oauth.processClientCredentialsResponse(as, client, await checkedTokenAnswer(res, 'refresh'));
       } else if (session.refreshToken) {
-        tokens = await oauth.processRefreshTokenResponse(as, client, await oauth.refreshTokenGrantRequest(as, client, auth, session.refreshToken, options));
+        const res = await oauth.refreshTokenGrantRequest(as, client, auth, session.refreshToken, options);
+        tokens = await oauth.processRefreshTokenResponse(as, client, await checkedTokenAnswer(res, 'refresh'));
       } else {
         const message = 'the server gave no refresh token, so the session cannot be renewed';
         // Still valid: keep using it (session.ts warns); expired: the session is over.
