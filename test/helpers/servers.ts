@@ -15,7 +15,29 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-export type ServerName = 'tiled' | 'basic-login' | 'wavemaker' | 'oidc' | 'device-stub';
+export type ServerName = 'tiled' | 'basic-login' | 'wavemaker' | 'oidc' | 'device-stub' | 'hostile' | 'sink';
+
+/**
+ * hostile.mjs: what goes wrong on one route (see the top of fixtures/servers/hostile.mjs). The
+ * first that applies wins: a redirect, a raw answer (status), or the normal answer changed by
+ * `fields`, `huge` or `endless`. Strings may contain {sink} and {self} (the servers' origins).
+ */
+export interface HostileAttack {
+  redirect?: 301 | 302 | 303 | 307 | 308;
+  /** "sink" (default), "hop" (same-origin first), "same" (legitimate), "http-self", or a URL. */
+  to?: string;
+  status?: number;
+  json?: unknown;
+  body?: string;
+  type?: string;
+  headers?: Record<string, string>;
+  fields?: Record<string, unknown>;
+  huge?: number;
+  endless?: boolean;
+  delayMs?: number;
+  /** Compute the normal answer, then hold it this long before sending it. */
+  lateMs?: number;
+}
 
 /** Options understood by the fixtures; each server ignores the ones that are not its own. */
 export interface ServerOptions {
@@ -52,6 +74,28 @@ export interface ServerOptions {
   tokenParameter?: string | null;
   /** Log each request to the server's stderr. */
   log?: boolean;
+  /** hostile: the dialect it imitates. */
+  dialect?: 'tiled' | 'basic-login' | 'wavemaker' | 'oauth2';
+  /** hostile: the sink's origin (http://127.0.0.1:PORT), target of foreign redirects and links. */
+  sink?: string | null;
+  /** hostile: serve https with this certificate and key (PEM file paths). */
+  tls?: { cert: string; key: string } | null;
+  /** hostile: route name -> attack (routes: discovery, login, authorize, poll, refresh, revoke, whoami, renew, metadata, device, userinfo). */
+  attacks?: Record<string, HostileAttack>;
+  /** hostile: the user it answers for, the password and OAuth client secret it wants. */
+  username?: string;
+  password?: string;
+  clientSecret?: string;
+  /** hostile (tiled): the one provider and its mode. */
+  provider?: string;
+  providerMode?: 'internal' | 'external';
+  /** hostile: device-flow polls answered "pending" before approval, and ms before approval. */
+  approveAfterPolls?: number;
+  approveAfterMs?: number;
+  /** hostile: bytes after which an endless body stops (64 MiB). */
+  endlessLimit?: number;
+  /** sink: "token" (a plausible token answer, default) or "empty" ({}). */
+  answer?: 'token' | 'empty';
 }
 
 /**
@@ -70,8 +114,10 @@ export interface ServerStats {
 
 export interface TestServer {
   readonly name: ServerName;
-  /** http://127.0.0.1:PORT (WaveMaker apps live under `${url}/Demo`) */
+  /** http://127.0.0.1:PORT (WaveMaker apps live under `${url}/Demo`); https://... for hostile with `tls` */
   readonly url: string;
+  /** Where the admin routes are: url, or a plain-http address when url is https. */
+  readonly adminUrl: string;
   readonly pid: number;
   stats(): Promise<ServerStats>;
   /** One counter of stats(). */
@@ -119,7 +165,7 @@ export async function startServer(
     else child.once('exit', () => resolve());
   });
 
-  let ready: { url: string; pid: number };
+  let ready: { url: string; pid: number; adminUrl: string };
   try {
     ready = await new Promise((resolve, reject) => {
       const lines = createInterface({ input: child.stdout! });
@@ -136,9 +182,12 @@ export async function startServer(
         // Keep draining stdout so a chatty server never blocks on a full pipe.
         lines.on('line', () => {});
         try {
-          const parsed = JSON.parse(line) as { url?: unknown; pid?: unknown };
-          if (typeof parsed.url !== 'string' || !parsed.url.startsWith('http://127.0.0.1:') || typeof parsed.pid !== 'number') throw new Error('bad fields');
-          resolve({ url: parsed.url, pid: parsed.pid });
+          const parsed = JSON.parse(line) as { url?: unknown; pid?: unknown; adminUrl?: unknown };
+          if (typeof parsed.url !== 'string' || !/^https?:\/\/127\.0\.0\.1:/.test(parsed.url) || typeof parsed.pid !== 'number') throw new Error('bad fields');
+          // An https server (hostile.mjs in TLS mode) serves its admin routes on a plain-http port.
+          const adminUrl = parsed.adminUrl === undefined ? parsed.url : parsed.adminUrl;
+          if (typeof adminUrl !== 'string' || !adminUrl.startsWith('http://127.0.0.1:')) throw new Error('bad adminUrl');
+          resolve({ url: parsed.url, pid: parsed.pid, adminUrl });
         } catch {
           fail(`printed an unexpected first line: ${line}`);
         }
@@ -150,7 +199,7 @@ export async function startServer(
   }
 
   const adminCall = async (path: string, body: unknown): Promise<Response> => {
-    const res = await fetch(`${ready.url}${path}`, {
+    const res = await fetch(`${ready.adminUrl}${path}`, {
       method: body === undefined ? 'GET' : 'POST',
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -163,6 +212,7 @@ export async function startServer(
   const server: TestServer = {
     name,
     url: ready.url,
+    adminUrl: ready.adminUrl,
     pid: ready.pid,
     stats: async () => (await (await adminCall('/__admin/stats', undefined)).json()) as ServerStats,
     count: async (counter) => {
