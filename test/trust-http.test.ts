@@ -19,10 +19,10 @@
  * One sink serves the whole file: every hostile server gets its own path prefix on it
  * (`sink: http://127.0.0.1:PORT/case-N`), so each case reads only its own records.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keysmith, oneErrorLine, tempHome, type RunResult } from './helpers/keysmith.js';
 import { startServer, stopAllServers, type HostileAttack, type ServerOptions, type TestServer } from './helpers/servers.js';
@@ -788,5 +788,34 @@ describe.concurrent('profile names such as __proto__ work like any name or are r
     const other = await r.run(['token', '--profile', name]);
     expect(other.exitCode).toBe(1);
     expect(oneErrorLine(other.stderr)).toMatch(/no profile/);
+  });
+});
+
+// =================================================================================================
+// 11. What stays on disk: paths in profiles, and temp copies of tokens
+
+describe.concurrent('paths stored in a profile, and temp files that hold tokens', () => {
+  it('--cacert given as a relative path is kept as an absolute one, so token works from any directory', async () => {
+    const r = await rig({ dialect: 'basic-login', tls: true });
+    const args = r.loginArgs.map((a) => (a === cert.cert ? basename(cert.cert) : a));
+    const login = await keysmith(args, { env: r.env, cwd: dirname(cert.cert), timeout: RUN_TIMEOUT });
+    expect(login.exitCode, login.stderr).toBe(0);
+    const stored = (JSON.parse(readFileSync(join(r.home, '.config', 'keysmith', 'profiles.json'), 'utf8')) as { profiles: Record<string, { cacert?: string }> }).profiles;
+    const cacert = Object.values(stored)[0]!.cacert!;
+    expect(isAbsolute(cacert)).toBe(true);
+    expect(cacert).toBe(cert.cert);
+    expect((await keysmith(['refresh'], { env: r.env, cwd: tmpdir(), timeout: RUN_TIMEOUT })).exitCode).toBe(0);
+  });
+
+  it('logout removes temp copies of tokens that killed writers left in the sessions directory', async () => {
+    const r = await rig({ dialect: 'basic-login' });
+    await expectLoggedIn(r, await r.login());
+    const [session] = sessionFiles(r.home);
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+    const leftovers = [`.${basename(session!)}.${dead}.0abc.tmp`, `.other.json.${dead}.1abc.tmp`].map((name) => join(dirname(session!), name));
+    for (const file of leftovers) writeFileSync(file, '{"refreshToken":"left-behind"}');
+    const logout = await r.run(['logout']);
+    expect(logout.exitCode, logout.stderr).toBe(0);
+    expect(readdirSync(dirname(session!))).toEqual([]);
   });
 });
