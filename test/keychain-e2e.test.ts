@@ -7,7 +7,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSy
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BIN, FIXTURES, ROOT, cleanEnv, errorLine, keysmith, useScratch, type RunResult } from './helpers/keychain-cli.js';
+import { BIN, FIXTURES, KEYCHAIN_COMMANDS, ROOT, cleanEnv, errorLine, keysmith, useScratch, type RunResult } from './helpers/keychain-cli.js';
 
 const ID = /^[A-Z0-9]{20}$/;
 const SECRET = /^[A-Za-z0-9]{40}$/;
@@ -587,15 +587,7 @@ describe('bad input: exit 2, one error line with file and line, file unchanged',
     expect(files).toEqual(bad.map(([name]) => name).sort());
   });
 
-  const commands: Array<[string, string[], string | undefined]> = [
-    ['list-access-keys', ['list-access-keys'], undefined],
-    ['list-access-keys --json', ['list-access-keys', '--json'], undefined],
-    ['create-access-key', ['create-access-key', '--cost', '4'], undefined],
-    ['remove-access-key', ['remove-access-key', 'AAAA'], undefined],
-    ['verify-access-key', ['verify-access-key', 'AAAA'], 'secret\n'],
-    ['rotate-access-key', ['rotate-access-key', 'AAAA', '--cost', '4'], undefined],
-    ['set-password', ['set-password', 'zed', '--password-stdin', '--cost', '4'], 'pw\n'],
-  ];
+  const commands = KEYCHAIN_COMMANDS;
 
   describe.each(bad)('%s', (name, line, message) => {
     it.each(commands)('%s', async (_label, args, input) => {

@@ -19,7 +19,7 @@ import { appendEntries, invalidNewIdReason, parseKeychain } from '../src/keychai
 import { DEFAULT_COST, dummyHash } from '../src/keychain/hashing.js';
 import { sessionPath, writeSession, type Session } from '../src/tokens/store.js';
 import { fakeCtx } from './helpers/ctx.js';
-import { BIN, cleanEnv, errorLine, keysmith as ks, useScratch, type RunResult } from './helpers/keychain-cli.js';
+import { BIN, KEYCHAIN_COMMANDS, cleanEnv, errorLine, keysmith as ks, useScratch, type RunResult } from './helpers/keychain-cli.js';
 
 const isRoot = process.getuid?.() === 0;
 const HASH4 = dummyHash(4);
@@ -181,15 +181,7 @@ describe('item 7: a keychain that is not a regular file is an error, not a hang'
     return path;
   }
 
-  const commands: Array<[string, string[], string | undefined]> = [
-    ['list-access-keys', ['list-access-keys'], undefined],
-    ['list-access-keys --json', ['list-access-keys', '--json'], undefined],
-    ['create-access-key', ['create-access-key', '--cost', '4'], undefined],
-    ['remove-access-key', ['remove-access-key', 'AAAA'], undefined],
-    ['verify-access-key', ['verify-access-key', 'AAAA'], 'secret\n'],
-    ['rotate-access-key', ['rotate-access-key', 'AAAA', '--cost', '4'], undefined],
-    ['set-password', ['set-password', 'zed', '--password-stdin', '--cost', '4'], 'pw\n'],
-  ];
+  const commands = KEYCHAIN_COMMANDS;
 
   it.each(commands)('a FIFO: %s', async (_label, args, input) => {
     const path = fifo();

@@ -13,6 +13,20 @@ export function keysmith(args: string[], options: Omit<KeysmithOptions, 'keepFin
   return run(args, { timeout: 20_000, ...options, keepFinalNewline: true });
 }
 
+/**
+ * Every keychain command once, as [label, arguments, stdin]: for the checks that each of them
+ * treats a bad keychain path (a directory, a FIFO, a device) the same way.
+ */
+export const KEYCHAIN_COMMANDS: Array<[string, string[], string | undefined]> = [
+  ['list-access-keys', ['list-access-keys'], undefined],
+  ['list-access-keys --json', ['list-access-keys', '--json'], undefined],
+  ['create-access-key', ['create-access-key', '--cost', '4'], undefined],
+  ['remove-access-key', ['remove-access-key', 'AAAA'], undefined],
+  ['verify-access-key', ['verify-access-key', 'AAAA'], 'secret\n'],
+  ['rotate-access-key', ['rotate-access-key', 'AAAA', '--cost', '4'], undefined],
+  ['set-password', ['set-password', 'zed', '--password-stdin', '--cost', '4'], 'pw\n'],
+];
+
 /** A fresh temporary directory, removed by the returned cleanup function. */
 export function scratchDir(prefix = 'keysmith-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
