@@ -185,9 +185,10 @@ describe('what servers send is checked before it is saved', () => {
 
 describe('server text on a terminal', () => {
   it('escapes controls, DEL, C1, bidi and zero-width characters; keeps other text', () => {
-    expect(printable('bad\u001b[2J\r\nline\u0007')).toBe('bad\\x1b[2J\\x0d\\x0aline\\x07');
-    expect(printable('a\u009bb\u007fc')).toBe('a\\x9bb\\x7fc');
+    expect(printable('bad\u001b[2J\r\nline\u0007')).toBe('bad\\u001b[2J\\u000d\\u000aline\\u0007');
+    expect(printable('a\u009bb\u007fc')).toBe('a\\u009bb\\u007fc');
     expect(printable('user\u202egnp.exe\u200b')).toBe('user\\u202egnp.exe\\u200b');
+    expect(printable('a\u2028b')).toBe('a\\u2028b');
     expect(printable('Grüße, 東京 ✓')).toBe('Grüße, 東京 ✓');
     expect(hasUnsafeChars('fine')).toBe(false);
     expect(hasUnsafeChars('x\u2066')).toBe(true);
@@ -200,13 +201,13 @@ describe('server text on a terminal', () => {
   it('blanks out passwords written inside URLs, anywhere in a message', () => {
     expect(redactUrlPasswords('cannot reach http://u:pr0xyPW@127.0.0.1:1/ now')).toBe('cannot reach http://u:***@127.0.0.1:1/ now');
     expect(redactUrlPasswords('https://alice:s3c:ret@host/x and https://bob@host')).toBe('https://alice:***@host/x and https://bob@host');
-    expect(safeLine('not a URL: "http://a:pw@[bad"\n')).toBe('not a URL: "http://a:***@[bad"\\x0a');
+    expect(safeLine('not a URL: "http://a:pw@[bad"\n')).toBe('not a URL: "http://a:***@[bad"\\u000a');
   });
 
   it('serverMessage: one escaped line of at most 300 characters', () => {
     const res = (json: unknown, text = JSON.stringify(json)): HttpResponse => ({ status: 400, statusText: 'Bad Request', headers: new Headers(), text, json, url: A });
-    expect(serverMessage(res({ error: 'invalid_grant', error_description: 'gone\u001b]0;pwned\u0007\r\nerror: fake' }))).toBe('invalid_grant: gone\\x1b]0;pwned\\x07\\x0d\\x0aerror: fake');
+    expect(serverMessage(res({ error: 'invalid_grant', error_description: 'gone\u001b]0;pwned\u0007\r\nerror: fake' }))).toBe('invalid_grant: gone\\u001b]0;pwned\\u0007\\u000d\\u000aerror: fake');
     expect(serverMessage(res({ detail: 'x'.repeat(5000) }))).toHaveLength(301);
-    expect(serverMessage(res(undefined, '\u001b[31mplain\u001b[0m text\nsecond line'))).toBe('\\x1b[31mplain\\x1b[0m text');
+    expect(serverMessage(res(undefined, '\u001b[31mplain\u001b[0m text\nsecond line'))).toBe('\\u001b[31mplain\\u001b[0m text');
   });
 });

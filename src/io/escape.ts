@@ -5,12 +5,15 @@
  * and passwords written inside URLs are blanked out.
  */
 
-/** C0 and C1 controls, DEL, and the zero-width and bidirectional formatting characters. */
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
+/**
+ * C0 and C1 controls, DEL, the line and paragraph separators, and the zero-width and bidirectional
+ * formatting characters.
+ */
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
 
-function escapeChar(c: string): string {
-  const code = c.charCodeAt(0);
-  return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+/** One character as JSON writes an escape: `\u001b`, `\u202e`. */
+export function escapeChar(c: string): string {
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }
 
 /** One line of text that is safe to print: unsafe characters escaped, cut to `max` characters. */

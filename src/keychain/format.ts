@@ -5,6 +5,7 @@
  * byte-identical: line endings (LF or CRLF, per line), comments, blank lines and order are kept.
  */
 import { FormatError, UsageError } from '../io/errors.js';
+import { escapeChar, printable } from '../io/escape.js';
 
 export { decodeText } from '../io/text.js';
 
@@ -104,17 +105,9 @@ export function classifyHash(hash: string): HashInfo | string {
 /** Zero-width characters (U+200B-U+200D, U+2060, U+FEFF) and bidi controls (U+061C, U+200E-F, U+202A-E, U+2066-9). */
 const ZERO_WIDTH = /[\u200b-\u200d\u2060\ufeff]/;
 const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
-/** What JSON.stringify leaves as it is but a terminal hides or obeys: DEL, C1, line separators, the above. */
-const UNSEEN = /[\u007f-\u009f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff]/g;
-
-/** `\u202e` for one character. */
-function escapeChar(c: string): string {
-  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
-}
-
 /** An ID in quotes for a one-line message, every invisible or control character escaped. */
 function quoteId(id: string): string {
-  return JSON.stringify(id).replace(UNSEEN, escapeChar);
+  return printable(JSON.stringify(id));
 }
 
 /** Why `id` cannot be an ID, or undefined when it can. */
