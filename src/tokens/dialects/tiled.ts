@@ -50,8 +50,10 @@ async function chooseProvider(env: DialectEnv, about: TiledAbout, wanted: string
   if (about.providers.length === 0) throw new KeysmithError('the server lists no authentication providers (anonymous access only?)');
   if (env.ctx.isTTY.stdin && env.ctx.isTTY.stderr) {
     const { promptSelect } = await import('../../io/prompt.js');
-    const name = await promptSelect(env.ctx, 'Log in with which provider?', names);
-    return about.providers.find((p) => p.provider === name)!;
+    // The names are the server's: shown escaped, so a menu entry cannot rewrite the screen.
+    const shown = names.map((name) => printable(String(name), 100));
+    const picked = await promptSelect(env.ctx, 'Log in with which provider?', shown);
+    return about.providers[shown.indexOf(picked)]!;
   }
   throw new UsageError(`the server has several providers (${names.join(', ')}); choose one with --provider`);
 }
