@@ -28,6 +28,14 @@ async function inspect(token: string | undefined, opts: Record<string, unknown> 
 }
 
 describe('inspect-token', () => {
+  it('shows claims with terminal controls escaped: C1, bidi and line separators as well as C0', async () => {
+    const claims = Buffer.from(JSON.stringify({ sub: 'a\u009b2J\u202eb\u2028c\u001bd' })).toString('base64url');
+    const { out, error } = await inspect(`e30.${claims}.sig`);
+    expect(error).toBeUndefined();
+    expect(out).toContain('"sub": "a\\u009b2J\\u202eb\\u2028c\\u001bd"');
+    expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u202e]/);
+  });
+
   it('decodes header and claims and says when the token expires', async () => {
     const { out, error } = await inspect(await sign(OLD));
     expect(error).toBeUndefined();

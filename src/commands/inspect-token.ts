@@ -3,6 +3,7 @@
  * --secret-file, verify its HS256 signature against every key of a rotation list.
  */
 import { out, outJson, type Ctx } from '../io/context.js';
+import { printable } from '../io/escape.js';
 import { KeysmithError, UsageError } from '../io/errors.js';
 import { chompOnce, readAll } from '../io/input.js';
 import { resolveProfile, readSession } from '../tokens/store.js';
@@ -78,8 +79,9 @@ export async function run(arg: string | undefined, opts: InspectTokenOptions, ct
       ...(verifiedWith !== undefined && { verified: verifiedWith !== null, key_index: verifiedWith }),
     });
   } else {
-    out(ctx, `header:  ${JSON.stringify(header)}`);
-    out(ctx, `claims:  ${JSON.stringify(claims, null, 2).replace(/\n/g, '\n         ')}`);
+    // A token's claims are anyone's text: JSON escapes the C0 controls, printable the rest.
+    out(ctx, `header:  ${printable(JSON.stringify(header))}`);
+    out(ctx, `claims:  ${JSON.stringify(claims, null, 2).split('\n').map((line) => printable(line)).join('\n         ')}`);
     for (const name of ['iat', 'nbf'] as const) {
       if (typeof claims[name] === 'number') out(ctx, `${name}:     ${new Date((claims[name] as number) * 1000).toISOString()} (${relativeTime((claims[name] as number) * 1000, now)})`);
     }
