@@ -107,7 +107,7 @@ function findEnvList(text: string, file: string, name: string): EnvList | undefi
   const { quote, raw, tail, line } = statement!;
   if (quote !== '' && !/^\s*(#.*)?$/.test(tail)) throw new FormatError(file, statement!.lastLine, `unexpected text after the closing ${quote} of ${name}`);
   if (raw.trimStart().startsWith('[')) {
-    const json = quote === '"' ? raw.replace(/\\(["\\])/g, '$1') : raw;
+    const json = unquoted(statement!);
     const old = parseJsonList(json, () => new FormatError(file, line, `${name} starts with "[" but is not a JSON list of strings`));
     const comma = /",\s+"/.test(json) ? ', ' : ',';
     const value = (list: string[]) => {
@@ -122,6 +122,11 @@ function findEnvList(text: string, file: string, name: string): EnvList | undefi
   // Items are kept exactly as written; empty ones (from `;;` or a trailing `;`) are dropped.
   const old = raw.split(';').filter((item) => item !== '');
   return { statement: statement!, old, value: (list) => list.join(';'), json: false };
+}
+
+/** A value inside double quotes as the readers see it: `\"` and `\\` undone; other values as written. */
+function unquoted({ quote, raw }: Statement): string {
+  return quote === '"' ? raw.replace(/\\(["\\])/g, '$1') : raw;
 }
 
 /** The keys of the list in variable `name`, or undefined when the file does not set it. */
@@ -147,7 +152,7 @@ export function rotateEnv(text: string, file: string, name: string, secret: stri
 /** The keys as written in a JSON list (with their escapes), to hide them in diffs whatever their form. */
 function writtenKeys({ statement: s, json }: EnvList): string[] {
   if (!json) return [];
-  const text = s.quote === '"' ? s.raw.replace(/\\(["\\])/g, '$1') : s.raw;
+  const text = unquoted(s);
   return [...text.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!);
 }
 

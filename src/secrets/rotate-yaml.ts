@@ -8,6 +8,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { CST, Scalar, YAMLMap } from 'yaml';
 import { FormatError, KeysmithError, UsageError } from '../io/errors.js';
+import { printable } from '../io/escape.js';
 import { splitLines } from '../io/text.js';
 import { hideKey, replaceSpans, rotateList, type Rotation } from './rotation.js';
 
@@ -66,15 +67,17 @@ export async function rotateYaml(text: string, file: string, keyPath: string, se
     const { line } = lineCounter.linePos(rangeOf(alias) ?? 0);
     throw fail(rangeOf(node), `${name} is anchored (&${anchor}) and used again as *${alias.source} on line ${line}; ${SHARED}`);
   };
+  const notAlias = (node: unknown, name: string) => {
+    if (!yaml.isAlias(node)) return;
+    const target = node.resolve(doc);
+    const where = target ? ` (${kindOf(yaml, target)} on line ${lineCounter.linePos(rangeOf(target) ?? 0).line})` : '';
+    throw fail(rangeOf(node), `${name} is an alias, *${node.source}${where}; ${SHARED}`);
+  };
   let node: unknown = doc.contents;
   if (isBlank(yaml, node)) return create(keys, { at: text.length, indent: 0 });
   for (let i = 0; i < keys.length; i++) {
     const name = keys.slice(0, i).join('.') || 'the document';
-    if (yaml.isAlias(node)) {
-      const target = node.resolve(doc);
-      const where = target ? ` (${kindOf(yaml, target)} on line ${lineCounter.linePos(rangeOf(target) ?? 0).line})` : '';
-      throw fail(rangeOf(node), `${name} is an alias, *${node.source}${where}; ${SHARED}`);
-    }
+    notAlias(node, name);
     if (!yaml.isMap(node)) throw fail(rangeOf(node), `${name} is ${kindOf(yaml, node)}, not a mapping`);
     notShared(node, name);
     const map: YAMLMap = node;
@@ -102,11 +105,7 @@ export async function rotateYaml(text: string, file: string, keyPath: string, se
     return create(keys.slice(i + 1), { at: lineStart(text, keyEnd), indent: column + 2 });
   }
 
-  if (yaml.isAlias(node)) {
-    const target = node.resolve(doc);
-    const where = target ? ` (${kindOf(yaml, target)} on line ${lineCounter.linePos(rangeOf(target) ?? 0).line})` : '';
-    throw fail(rangeOf(node), `${keyPath} is an alias, *${node.source}${where}; ${SHARED}`);
-  }
+  notAlias(node, keyPath);
   if (!yaml.isSeq(node)) throw fail(rangeOf(node), `${keyPath} is ${kindOf(yaml, node)}, not a list`);
   const seq = node;
   notShared(seq, keyPath);
@@ -230,8 +229,7 @@ function kindOf(yaml: Yaml, node: unknown): string {
     if (value === null) return 'null';
     if (typeof value === 'string') return 'a string';
     // Never more than 4 characters of what is written: an unquoted key of digits reads as a number.
-    const written = String(node.source || value);
-    return `a ${typeof value === 'bigint' ? 'number' : typeof value} (${written.length > 4 ? `${written.slice(0, 4)}…` : written})`;
+    return `a ${typeof value === 'bigint' ? 'number' : typeof value} (${printable(String(node.source || value), 4)})`;
   }
   return 'not a value';
 }
@@ -242,7 +240,7 @@ function kindOf(yaml: Yaml, node: unknown): string {
  */
 export function libraryMessage(message: string): string {
   const quoted = /^(Plain value cannot start with |Could not resolve tag: |Not a valid tag: |Unresolved tag: |Unresolved plain scalar |Block scalar header includes extra characters: |Invalid escape sequence |Ordered maps must not include duplicate keys: |Verbatim tags aren't resolved, so )(.*)$/s.exec(message);
-  const line = quoted ? quoted[1]! + (quoted[2]!.length > 4 ? `${quoted[2]!.slice(0, 4)}…` : quoted[2]!) : message;
+  const line = quoted ? quoted[1]! + printable(quoted[2]!, 4) : message;
   return line.split(/\r?\n/)[0]!;
 }
 

@@ -94,6 +94,15 @@ export function sessionFromTokenResponse(res: HttpResponse, nowMs: number, actio
 const MAX_LIFETIME_SECONDS = 10 * 365 * 24 * 3600;
 
 /**
+ * A number of seconds as a server wrote it: a finite number, or a decimal string (some servers
+ * send "3600"); undefined for anything else ("3600abc", an object, NaN).
+ */
+export function secondsOf(value: unknown): number | undefined {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d{1,12}(\.\d+)?$/.test(value) ? Number(value) : NaN;
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/**
  * A lifetime field of a token answer in seconds: absent (undefined or null), or a positive,
  * finite number no larger than ten years (a decimal string is accepted, as some servers send
  * one). Anything else refuses the whole answer.
@@ -101,8 +110,8 @@ const MAX_LIFETIME_SECONDS = 10 * 365 * 24 * 3600;
 export function lifetimeSeconds(body: Record<string, unknown>, field: string, action: string): number | undefined {
   const value = body[field];
   if (value === undefined || value === null) return undefined;
-  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d{1,12}(\.\d+)?$/.test(value) ? Number(value) : NaN;
-  if (!Number.isFinite(n) || n <= 0 || n > MAX_LIFETIME_SECONDS) {
+  const n = secondsOf(value);
+  if (n === undefined || n <= 0 || n > MAX_LIFETIME_SECONDS) {
     throw new KeysmithError(`${action}: the server's ${field} is not a usable number of seconds (got ${printable(JSON.stringify(value) ?? String(value), 40)})`);
   }
   return n;

@@ -8,7 +8,7 @@
 import { dirname } from 'node:path';
 import type { Ctx } from '../io/context.js';
 import { KeysmithError, NotFoundError } from '../io/errors.js';
-import { withFileLock } from '../io/files.js';
+import { ensureDir, withFileLock } from '../io/files.js';
 import type { DialectEnv } from './dialect.js';
 import type { HttpOptions } from './http.js';
 import { DEFAULT_MIN_TTL_SECONDS, isExpired, isStale } from './policy.js';
@@ -42,7 +42,6 @@ export function notLoggedIn(profile: string): NotFoundError {
  */
 export async function withSessionLock<T>(ctx: Ctx, name: string, timeoutSeconds: number, fn: () => Promise<T>): Promise<T> {
   const path = sessionPath(ctx, name);
-  const { ensureDir } = await import('../io/files.js');
   await ensureDir(dirname(path));
   return withFileLock(path, fn, { waitMs: (timeoutSeconds + 15) * 1000 });
 }

@@ -10,7 +10,7 @@ import type { Ctx } from '../../io/context.js';
 import { KeysmithError } from '../../io/errors.js';
 import { printable } from '../../io/escape.js';
 import type { DialectEnv } from '../dialect.js';
-import { describeBody } from '../dialect.js';
+import { describeBody, secondsOf } from '../dialect.js';
 import { httpError, request } from '../http.js';
 
 /** What the user needs to approve the login, whatever the server called the fields. */
@@ -70,21 +70,15 @@ export const MAX_INTERVAL_SECONDS = 60;
 /** Codes are for a person at a browser: an hour is plenty, and a longer wait is a bug or a trap. */
 export const MAX_EXPIRES_SECONDS = 3600;
 
-/** A server's number of seconds (a number, or a decimal string), or undefined when it is not one. */
-function numberOf(value: unknown): number | undefined {
-  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : NaN;
-  return Number.isFinite(n) ? n : undefined;
-}
-
 /** The polling interval: the server's, kept within [1 s, 60 s]; 5 s when it gives none. */
 export function pollInterval(value: unknown): number {
-  const n = numberOf(value);
+  const n = secondsOf(value);
   return n === undefined ? DEFAULT_INTERVAL_SECONDS : Math.min(MAX_INTERVAL_SECONDS, Math.max(MIN_INTERVAL_SECONDS, n));
 }
 
 /** How long the codes live: the server's positive value, at most an hour; 900 s when it gives none. */
 export function codeLifetime(value: unknown): number {
-  const n = numberOf(value);
+  const n = secondsOf(value);
   return n === undefined || n <= 0 ? DEFAULT_EXPIRES_SECONDS : Math.min(MAX_EXPIRES_SECONDS, n);
 }
 
