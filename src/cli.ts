@@ -7,7 +7,7 @@ import { fstatSync, writeSync } from 'node:fs';
 import { parseFast } from './argv.js';
 import type { CommandSpec } from './commands/table.js';
 import type { Ctx, OutStream } from './io/context.js';
-import { EXIT_FAILURE, EXIT_USAGE, KeysmithError } from './io/errors.js';
+import { EXIT_FAILURE, EXIT_USAGE, ExitCode, KeysmithError } from './io/errors.js';
 
 declare const __KEYSMITH_VERSION__: string | undefined;
 export const VERSION = typeof __KEYSMITH_VERSION__ === 'string' ? __KEYSMITH_VERSION__ : '0.0.0-dev';
@@ -85,11 +85,22 @@ export function processContext(): Ctx {
       process.on('SIGINT', handler);
       return () => void process.off('SIGINT', handler);
     },
+    onSignal: (signals, handler) => {
+      for (const s of signals) process.on(s, handler);
+      return () => {
+        for (const s of signals) process.off(s, handler);
+      };
+    },
+    spawn: (command, args, options) => {
+      const { spawn } = process.getBuiltinModule('node:child_process') as typeof import('node:child_process');
+      return spawn(command, args, { env: options.env as NodeJS.ProcessEnv, cwd: options.cwd, stdio: options.stdio });
+    },
   };
 }
 
 async function reportError(ctx: Ctx, err: unknown): Promise<number> {
   if (err instanceof OutputClosed) return 0;
+  if (err instanceof ExitCode) return err.exitCode;
   const commanderCode = (err as { code?: unknown })?.code;
   if (typeof commanderCode === 'string' && commanderCode.startsWith('commander.')) {
     // Commander has already printed its message (and a suggestion for near misses).

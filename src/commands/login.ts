@@ -6,7 +6,8 @@ import { UsageError } from '../io/errors.js';
 import { readSecret } from '../io/input.js';
 import type { Credentials, Dialect, DialectEnv } from '../tokens/dialect.js';
 import { checkSession, loadDialect } from '../tokens/dialect.js';
-import { joinUrl, parseServerUrl, request } from '../tokens/http.js';
+import { DIALECT_NAMES, DIALECTS, isDialectName, type DialectInfo } from '../tokens/dialects/index.js';
+import { parseServerUrl } from '../tokens/http.js';
 import { dialectEnv, httpOptions, withSessionLock } from '../tokens/session.js';
 import { checkProfileName, listProfiles, saveProfile, writeSession, type DialectName, type Profile } from '../tokens/store.js';
 import { parseSeconds } from './token.js';
@@ -31,18 +32,10 @@ export interface LoginOptions {
   json?: boolean;
 }
 
-const DIALECTS = ['auto', 'tiled', 'basic-login', 'wavemaker', 'oauth2'] as const;
-/** How each dialect can log in; the first is its default. */
-const FLOWS: Record<DialectName, readonly string[]> = {
-  tiled: ['password', 'device'],
-  'basic-login': ['password', 'device'],
-  wavemaker: ['password'],
-  oauth2: ['device', 'client-credentials'],
-};
 
 export async function run(url: string | undefined, opts: LoginOptions, ctx: Ctx): Promise<void> {
-  const wanted = (opts.dialect ?? 'auto') as (typeof DIALECTS)[number];
-  if (!DIALECTS.includes(wanted)) throw new UsageError(`unknown dialect ${JSON.stringify(opts.dialect)}; choose one of ${DIALECTS.join(', ')}`);
+  const wanted = opts.dialect ?? 'auto';
+  if (wanted !== 'auto' && !isDialectName(wanted)) throw new UsageError(`unknown dialect ${JSON.stringify(opts.dialect)}; choose one of auto, ${DIALECT_NAMES.join(', ')}`);
   if (opts.passwordStdin && opts.clientSecretStdin) throw new UsageError('--password-stdin and --client-secret-stdin cannot both read standard input');
   const previous = await previousProfile(ctx, opts.profile, url);
   const rawUrl = url ?? previous?.url;
@@ -70,9 +63,10 @@ export async function run(url: string | undefined, opts: LoginOptions, ctx: Ctx)
     ...(scope && { scope }),
   };
   const env = await dialectEnv(ctx, httpOptions(profile));
-  const dialect = wanted === 'auto' ? await detectDialect(env, base) : await loadDialect(wanted);
+  const dialect = wanted === 'auto' ? await detectDialect(env, base) : await loadDialect(wanted as DialectName);
   profile.dialect = dialect.name;
-  if (flow && !FLOWS[dialect.name].includes(flow)) throw new UsageError(`${dialect.name} servers log in with --flow ${FLOWS[dialect.name].join(' or ')}, not ${flow}`);
+  const flows = DIALECTS[dialect.name].flows as readonly string[];
+  if (flow && !flows.includes(flow)) throw new UsageError(`${dialect.name} servers log in with --flow ${flows.join(' or ')}, not ${flow}`);
   if (dialect.name !== 'oauth2' && (opts.clientId || opts.clientSecretStdin || opts.scope)) {
     throw new UsageError('--client-id, --client-secret-stdin and --scope are for OAuth 2.0 servers (--dialect oauth2)');
   }
@@ -132,16 +126,11 @@ async function askClientSecret(ctx: Ctx, opts: LoginOptions, required: boolean):
   });
 }
 
-/**
- * auto: Tiled announces itself at /api/v1/; OAuth 2.0 servers publish metadata under
- * /.well-known/; WaveMaker's token endpoint answers with its own error.
- */
+/** auto: ask each dialect that can tell, in the registry's order. */
 async function detectDialect(env: DialectEnv, base: string): Promise<Dialect> {
-  const { discoverTiled } = await import('../tokens/dialects/tiled.js');
-  if (await discoverTiled(env, base)) return loadDialect('tiled');
-  const { discover } = await import('../tokens/dialects/oauth2.js');
-  if (await discover(env, base)) return loadDialect('oauth2');
-  const res = await request(env.fetch, joinUrl(base, '/services/security/token'), { method: 'GET' }, env.http);
-  if (res.status === 401 && JSON.stringify(res.json ?? '').includes('generate access token')) return loadDialect('wavemaker');
-  throw new UsageError(`cannot tell what kind of server ${base} is`, 'pass --dialect tiled, basic-login, wavemaker or oauth2');
+  for (const name of DIALECT_NAMES) {
+    const detect = (DIALECTS[name] as DialectInfo).detect;
+    if (detect && (await detect(env, base))) return loadDialect(name);
+  }
+  throw new UsageError(`cannot tell what kind of server ${base} is`, `pass --dialect ${DIALECT_NAMES.join(', ')}`);
 }

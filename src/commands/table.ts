@@ -5,6 +5,8 @@
  * loaded for help, suggestions and usage errors). A command module exports
  * `run(...positionals, options, ctx)`.
  */
+import { DIALECT_NAMES } from '../tokens/dialects/index.js';
+
 export interface OptionSpec {
   /** Commander-style flags: '-k, --keychain <path>', '--json', '--no-qr'. */
   flags: string;
@@ -119,7 +121,7 @@ export const COMMANDS: CommandSpec[] = [
     args: [{ name: '[url]', description: "server URL (default: the profile's URL)" }],
     options: [
       profile,
-      { flags: '--dialect <dialect>', description: 'server kind', choices: ['auto', 'tiled', 'basic-login', 'wavemaker', 'oauth2'], default: 'auto' },
+      { flags: '--dialect <dialect>', description: 'server kind', choices: ['auto', ...DIALECT_NAMES], default: 'auto' },
       { flags: '--provider <name>', description: 'Tiled authentication provider (external providers log in with the device flow)' },
       {
         flags: '--flow <flow>',

@@ -4,7 +4,7 @@
  */
 import { out, outJson, type Ctx } from '../io/context.js';
 import { UsageError } from '../io/errors.js';
-import { authHeader, checkSession } from '../tokens/dialect.js';
+import { checkSession, headerLine } from '../tokens/dialect.js';
 import { DEFAULT_MIN_TTL_SECONDS } from '../tokens/policy.js';
 import { currentSession } from '../tokens/session.js';
 import { resolveProfile } from '../tokens/store.js';
@@ -41,7 +41,7 @@ export async function run(opts: TokenOptions, ctx: Ctx): Promise<void> {
       profile: profile.name,
     });
   } else if (opts.header) {
-    const [name, value] = authHeader(session);
+    const [name, value] = headerLine(profile, session);
     out(ctx, `${name}: ${value}`);
   } else {
     out(ctx, session.accessToken);

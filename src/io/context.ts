@@ -25,6 +25,36 @@ export interface Ctx {
   stdinPiped: boolean;
   /** Run `handler` on Ctrl-C (SIGINT) instead of dying; returns a function that stops listening. */
   onInterrupt?(handler: () => void): () => void;
+  /**
+   * Run `handler` on any of `signals` instead of dying (exec forwards them to its child; sync stops
+   * cleanly); returns a function that stops listening.
+   */
+  onSignal?(signals: readonly NodeJS.Signals[], handler: (signal: NodeJS.Signals) => void): () => void;
+  /** Start a program (exec, sync --exec). Tests may inject their own; the process uses node:child_process. */
+  spawn?(command: string, args: readonly string[], options: SpawnOptions): ChildLike;
+  /**
+   * The HTTP transport under keysmith's safety policy (src/tokens/http.ts wraps it with guardFetch):
+   * tests may inject one to run token commands in-process; the process uses fetch or undici.
+   */
+  transport?: typeof fetch;
+}
+
+export interface SpawnOptions {
+  env: Record<string, string | undefined>;
+  cwd?: string;
+  /** 'inherit': the child gets keysmith's own stdin, stdout and stderr (a TTY stays a TTY). */
+  stdio: 'inherit' | 'pipe' | ['inherit' | 'ignore' | 'pipe', 'inherit' | 'ignore' | 'pipe', 'inherit' | 'ignore' | 'pipe'];
+}
+
+/** The part of node's ChildProcess that commands use. */
+export interface ChildLike {
+  readonly pid?: number | undefined;
+  kill(signal?: NodeJS.Signals): boolean;
+  on(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): unknown;
+  on(event: 'error', listener: (err: NodeJS.ErrnoException) => void): unknown;
+  readonly stdout?: NodeJS.ReadableStream | null;
+  readonly stderr?: NodeJS.ReadableStream | null;
+  readonly stdin?: NodeJS.WritableStream | null;
 }
 
 /** Write one line of data to stdout. */

@@ -20,6 +20,17 @@ export class KeysmithError extends Error {
   }
 }
 
+/**
+ * End the command with this exit code and no message: what was to be said has been said (exec
+ * passes on its child's code; api has printed the body and a summary line).
+ */
+export class ExitCode extends KeysmithError {
+  constructor(code: number) {
+    super(`exit ${code}`, code);
+    this.name = 'ExitCode';
+  }
+}
+
 /** Bad flags, arguments or input: exit code 2. */
 export class UsageError extends KeysmithError {
   constructor(message: string, hint?: string) {

@@ -5,8 +5,9 @@
 import type { Ctx } from '../io/context.js';
 import { KeysmithError } from '../io/errors.js';
 import { printable } from '../io/escape.js';
+import { DIALECTS, isDialectName, type DialectName } from './dialects/index.js';
 import type { Fetch, HttpOptions, HttpResponse } from './http.js';
-import type { DialectName, Profile, Session } from './store.js';
+import type { Profile, Session } from './store.js';
 
 export interface DialectEnv {
   ctx: Ctx;
@@ -35,8 +36,30 @@ export interface WhoAmI {
   details?: unknown;
 }
 
+/** What a request to the profile's server looks like, for `authorize`. */
+export interface AuthRequest {
+  method: string;
+  url: URL;
+  /** Digest: the 401 answer that challenged the first attempt. */
+  challenge?: { wwwAuthenticate: string[]; setCookie: string[] };
+}
+
+/** How one request carries the profile's credential. */
+export interface Authorization {
+  headers: Record<string, string>;
+  /** Query parameters to add (API keys sent as ?api_key=). */
+  query?: Record<string, string>;
+  /** Digest without a challenge yet: send without credentials, then answer the 401's challenge. */
+  needsChallenge?: boolean;
+}
+
 export interface Dialect {
   name: DialectName;
+  /**
+   * The credential of one request, for `api` and `exec`. Dialects that do not define it send
+   * `headerLine`'s header (bearer tokens, WaveMaker's token header, API keys, Basic).
+   */
+  authorize?(profile: Profile, session: Session, request: AuthRequest): Authorization | Promise<Authorization>;
   login(env: DialectEnv, request: LoginRequest): Promise<Session>;
   /** Get a fresh session; throw SessionDeadError when the server says the session is over. */
   refresh(env: DialectEnv, profile: Profile, session: Session): Promise<Session>;
@@ -46,24 +69,51 @@ export interface Dialect {
 }
 
 export async function loadDialect(name: DialectName): Promise<Dialect> {
-  switch (name) {
-    case 'tiled':
-      return (await import('./dialects/tiled.js')).tiled;
-    case 'basic-login':
-      return (await import('./dialects/basic-login.js')).basicLogin;
-    case 'wavemaker':
-      return (await import('./dialects/wavemaker.js')).wavemaker;
-    case 'oauth2':
-      return (await import('./dialects/oauth2.js')).oauth2;
+  if (!isDialectName(name)) throw new KeysmithError(`dialect ${printable(String(name), 40)} is not supported by this version of keysmith`, 2);
+  return DIALECTS[name].load();
+}
+
+/**
+ * The HTTP header that carries a profile's credential, without loading any dialect's code (the
+ * fast path of `token --header`). Throws a usage error for credentials that are not one header:
+ * API keys sent as a query parameter, and Digest, which answers a server's challenge.
+ */
+export function headerLine(profile: Profile, session: Session): [string, string] {
+  switch (profile.dialect) {
+    case 'apikey': {
+      const key = profile.apiKey ?? { in: 'header', name: 'Authorization', scheme: 'Apikey' };
+      if (key.in === 'query') {
+        throw new KeysmithError(`profile ${profile.name} sends its key as the query parameter ${key.name}, not in a header`, 2, 'print the key with `keysmith token`, or let `keysmith api PATH` add it');
+      }
+      return [key.name, key.scheme ? `${key.scheme} ${session.accessToken}` : session.accessToken];
+    }
+    case 'basic':
+    case 'wave':
+      return ['Authorization', `Basic ${session.accessToken}`];
+    case 'digest':
+      throw new KeysmithError('Digest has no header to print: each request answers a challenge from the server', 2, 'use `keysmith api PATH`, or `keysmith exec` for the user and password');
     default:
-      throw new KeysmithError(`dialect ${name} is not supported by this version of keysmith`, 2);
+      return authHeader(session);
   }
 }
 
-/** The HTTP header line that carries a session's token. */
+/** The HTTP header line that carries a token-dialect session's token. */
 export function authHeader(session: Session): [string, string] {
   if (session.tokenType.toLowerCase() === 'bearer') return ['Authorization', `Bearer ${session.accessToken}`];
   return [session.tokenType, session.accessToken];
+}
+
+/** The user and password of a Basic, Digest or Wave profile (kept as base64 of `user:password`). */
+export function staticCredentials(session: Session): Credentials {
+  const text = Buffer.from(session.accessToken, 'base64').toString('utf8');
+  const colon = text.indexOf(':');
+  if (colon < 0) throw new KeysmithError('the saved credential is damaged; log in again');
+  return { username: text.slice(0, colon), password: text.slice(colon + 1) };
+}
+
+/** How Basic, Digest and Wave profiles keep a user and password: base64 of `user:password` (RFC 7617). */
+export function encodeStaticCredentials({ username, password }: Credentials): string {
+  return Buffer.from(`${username}:${password}`, 'utf8').toString('base64');
 }
 
 /** A JWT's claims, decoded without verifying it; undefined if the token is not a JWT. */

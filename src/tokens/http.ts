@@ -60,6 +60,7 @@ export async function makeFetch(ctx: Ctx, options: HttpOptions): Promise<Fetch> 
 }
 
 async function transport(ctx: Ctx, options: HttpOptions): Promise<Fetch> {
+  if (ctx.transport) return ctx.transport;
   const env = ctx.env;
   const proxied = Boolean(env.HTTPS_PROXY || env.https_proxy || env.HTTP_PROXY || env.http_proxy);
   if (!proxied && !options.cacert) return fetch;

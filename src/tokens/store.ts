@@ -13,7 +13,9 @@ import type { Ctx } from '../io/context.js';
 import { FormatError, KeysmithError, NotFoundError, UsageError } from '../io/errors.js';
 import { ensureDir, readFileOrNull, removeStaleTemps, updateFile, writeFileAtomic, FILE_MODE } from '../io/files.js';
 
-export type DialectName = 'tiled' | 'basic-login' | 'wavemaker' | 'oauth2';
+import type { DialectName } from './dialects/index.js';
+
+export type { DialectName };
 
 export interface Profile {
   name: string;
@@ -30,11 +32,18 @@ export interface Profile {
   clientId?: string;
   flow?: string;
   scope?: string;
+  /** API-key profiles: where the key goes (default: the header `Authorization: Apikey KEY`). */
+  apiKey?: { in: 'header' | 'query'; name: string; scheme?: string };
   /** HTTP options. */
   cacert?: string;
   timeout?: number;
 }
 
+/**
+ * What a login obtained. Token dialects: tokens. Static dialects keep their credential in
+ * `accessToken` as it is sent: the API key; for Basic, Digest and Wave, base64 of `user:password`
+ * (tokenType `apikey`, `basic`, `digest`, `wave`; no expiry).
+ */
 export interface Session {
   accessToken: string;
   /** `bearer` for most dialects; WaveMaker: the header/parameter name the server used. */

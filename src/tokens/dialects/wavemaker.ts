@@ -30,6 +30,12 @@ function sessionFrom(env: DialectEnv, profile: Profile, res: HttpResponse, actio
   return { accessToken: body![key] as string, tokenType: key, obtainedAt: now, expiresAt: now + (profile.tokenTtl ?? DEFAULT_TOKEN_TTL) * 1000 };
 }
 
+/** auto-detection: WaveMaker's token endpoint refuses an anonymous GET with its own words. */
+export async function detectWavemaker(env: DialectEnv, base: string): Promise<boolean> {
+  const res = await request(env.fetch, joinUrl(base, '/services/security/token'), { method: 'GET' }, env.http);
+  return res.status === 401 && JSON.stringify(res.json ?? '').includes('generate access token');
+}
+
 export const wavemaker: Dialect = {
   name: 'wavemaker',
 
