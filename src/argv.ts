@@ -17,7 +17,7 @@ export function parseFast(argv: string[]): FastParse | undefined {
   if (!spec) return undefined;
   const config: NonNullable<ParseArgsConfig['options']> = {};
   const flags = spec.options.map((o) => ({ spec: o, ...parseFlags(o.flags) }));
-  for (const f of flags) config[f.long] = { type: f.takesValue ? 'string' : 'boolean', ...(f.short && { short: f.short }) };
+  for (const f of flags) config[f.long] = { type: f.takesValue ? 'string' : 'boolean', ...(f.short && { short: f.short }), ...(f.spec.multiple && { multiple: true }) };
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: argv.slice(1), options: config, strict: true, allowPositionals: true });
@@ -29,7 +29,7 @@ export function parseFast(argv: string[]): FastParse | undefined {
     const value = parsed.values[f.long];
     if (f.negate) options[f.key] = value === undefined ? true : !value;
     else if (value !== undefined) {
-      if (f.spec.choices && !f.spec.choices.includes(value as string)) return undefined;
+      if (f.spec.choices && ![value].flat().every((v) => f.spec.choices!.includes(v as string))) return undefined;
       options[f.key] = value;
     } else if (f.spec.default !== undefined) options[f.key] = f.spec.default;
   }

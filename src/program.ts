@@ -28,6 +28,7 @@ export async function buildProgram(ctx: Ctx, version: string, runCommand: Runner
       const option = new Option(o.flags, o.description);
       if (o.choices) option.choices(o.choices);
       if (o.default !== undefined) option.default(o.default);
+      if (o.multiple) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
       command.addOption(option);
     }
     command.action(async (...args: unknown[]) => {

@@ -13,6 +13,8 @@ export interface OptionSpec {
   description: string;
   choices?: readonly string[];
   default?: string;
+  /** May be given more than once (`-H A -H B`): the command gets a string array. */
+  multiple?: boolean;
 }
 
 export interface CommandModule {
