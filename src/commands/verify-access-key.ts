@@ -1,21 +1,20 @@
 import { say, type Ctx } from '../io/context.js';
-import { KeysmithError } from '../io/errors.js';
+import { KeysmithError, NotFoundError } from '../io/errors.js';
 import { readSecret } from '../io/input.js';
 import { classifyHash, findEntry, type Keychain } from '../keychain/format.js';
 import { DEFAULT_COST, MAX_COST, checkSecret, dummyHash, verifySecret } from '../keychain/hashing.js';
-import { keychainPath, loadKeychain } from '../keychain/store.js';
+import { withKeychain, type KeychainOptions } from '../keychain/store.js';
 
-export interface VerifyAccessKeyOptions {
-  keychain?: string;
-}
+export interface VerifyAccessKeyOptions extends KeychainOptions {}
 
 /** Exit 0 when the secret matches the ID's hash, 1 when it does not (or the ID is unknown). */
 export async function run(id: string, opts: VerifyAccessKeyOptions, ctx: Ctx): Promise<void> {
-  const path = keychainPath(ctx, opts.keychain);
-  const { keychain } = await loadKeychain(path);
+  const { keychain, exists, name } = await withKeychain(ctx, opts, async (store) => ({ ...(await store.load()), name: store.name }));
+  if (!exists) throw new NotFoundError(`keychain ${name} does not exist`, `check -k or $KEYSMITH_KEYCHAIN; keysmith create-access-key -k ${name} makes one`);
   const secret = await readSecret(ctx, {
     what: 'secret',
-    stdin: 'if-piped',
+    // With --etcd-password-stdin, standard input held etcd's password.
+    stdin: opts.etcdPasswordStdin ? 'never' : 'if-piped',
     envVar: 'H2O_WAVE_ACCESS_KEY_SECRET',
     prompt: `Secret for ${id}:`,
     howTo: 'pipe it on standard input or set H2O_WAVE_ACCESS_KEY_SECRET',

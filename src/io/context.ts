@@ -44,6 +44,11 @@ export interface SpawnOptions {
   cwd?: string;
   /** 'inherit': the child gets keysmith's own stdin, stdout and stderr (a TTY stays a TTY). */
   stdio: 'inherit' | 'pipe' | ['inherit' | 'ignore' | 'pipe', 'inherit' | 'ignore' | 'pipe', 'inherit' | 'ignore' | 'pipe'];
+  /**
+   * Start it in a process group of its own, and have the child's `kill` signal the whole group
+   * (`sh -c 'a; b'` does not pass a signal on to what it runs).
+   */
+  group?: boolean;
 }
 
 /** The part of node's ChildProcess that commands use. */
@@ -52,6 +57,7 @@ export interface ChildLike {
   kill(signal?: NodeJS.Signals): boolean;
   on(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): unknown;
   on(event: 'error', listener: (err: NodeJS.ErrnoException) => void): unknown;
+  once(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): unknown;
   readonly stdout?: NodeJS.ReadableStream | null;
   readonly stderr?: NodeJS.ReadableStream | null;
   readonly stdin?: NodeJS.WritableStream | null;

@@ -167,7 +167,8 @@ function tempNamePattern(path: string, anyFile: boolean): RegExp {
   return new RegExp(`^\\.${name}\\.(\\d+)\\.[0-9a-z]+\\.tmp$`);
 }
 
-function processAlive(pid: number): boolean {
+/** True while a process of that ID exists (also one of another user's). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -273,13 +274,15 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, option
 /**
  * Read-modify-write `path` under its lock. `update` receives the current bytes (null when
  * missing) and returns the new content, or `undefined` to leave the file alone. The file
- * keeps its mode, owner and group; a new file gets `newFileMode`. If `update` throws, nothing is
- * written. A path that is not a regular file (a FIFO, a device, a directory) is a UsageError.
+ * keeps its mode, owner and group; a new file gets `newFileMode`. `mode` and `group`, when given,
+ * are what the user asked for (set-password --mode/--group): the written file gets them, new or
+ * not. If `update` throws, nothing is written. A path that is not a regular file (a FIFO, a
+ * device, a directory) is a UsageError.
  */
 export async function updateFile<T>(
   path: string,
   update: (current: Buffer | null) => Promise<{ content?: string | Uint8Array; result: T }> | { content?: string | Uint8Array; result: T },
-  options: { what?: string; newFileMode?: number } = {},
+  options: { what?: string; newFileMode?: number; mode?: number; group?: number } = {},
 ): Promise<T> {
   const what = options.what ?? 'file';
   const target = await realTarget(path);
@@ -289,8 +292,10 @@ export async function updateFile<T>(
     const current = readRegular(target, what);
     const { content, result } = await update(current?.bytes ?? null);
     if (content !== undefined) {
-      const mode = current ? current.stats.mode & 0o7777 : options.newFileMode ?? FILE_MODE;
-      const owner = current ? { uid: current.stats.uid, gid: current.stats.gid } : null;
+      const mode = options.mode ?? (current ? current.stats.mode & 0o7777 : options.newFileMode ?? FILE_MODE);
+      const uid = current?.stats.uid ?? process.geteuid?.();
+      const gid = options.group ?? current?.stats.gid;
+      const owner = uid !== undefined && gid !== undefined ? { uid, gid } : null;
       await removeStaleTemps(target);
       await writeFileAtomic(target, content, mode, { owner, what });
     }

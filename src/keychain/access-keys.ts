@@ -53,20 +53,29 @@ export function parseCount(value: string | undefined, max = 10_000): number {
 }
 
 /**
- * Print new keys: sourceable `H2O_WAVE_ACCESS_KEY_ID=` / `_SECRET=` lines on stdout (or one JSON
- * object per key with --json); the "copy it now" text and the keychain path go to stderr.
+ * Print new keys: sourceable `H2O_WAVE_ACCESS_KEY_ID=` / `_SECRET=` lines on stdout (`export`ed
+ * with --export, so that programs started after `eval` see them; one JSON object per key with
+ * --json); the "copy it now" text and the keychain path go to stderr (`saved`: instead of
+ * "Access key saved to KEYCHAIN.").
  */
-export function printNewKeys(ctx: Ctx, keys: AccessKey[], keychain: string, json: boolean): void {
+export function printNewKeys(ctx: Ctx, keys: AccessKey[], keychain: string, json: boolean, { exportVars = false, saved }: { exportVars?: boolean; saved?: string } = {}): void {
+  const prefix = exportVars ? 'export ' : '';
   for (const key of keys) {
     if (json) outJson(ctx, { id: key.id, secret: key.secret, keychain });
     else {
-      out(ctx, `H2O_WAVE_ACCESS_KEY_ID=${key.id}`);
-      out(ctx, `H2O_WAVE_ACCESS_KEY_SECRET=${key.secret}`);
+      out(ctx, `${prefix}H2O_WAVE_ACCESS_KEY_ID=${key.id}`);
+      out(ctx, `${prefix}H2O_WAVE_ACCESS_KEY_SECRET=${key.secret}`);
     }
   }
   const n = keys.length;
-  say(ctx, `${n === 1 ? 'Access key' : `${n} access keys`} saved to ${keychain}.`);
-  say(ctx, `Copy the secret${n === 1 ? '' : 's'} now: ${n === 1 ? 'it is' : 'they are'} stored only as bcrypt hashes and cannot be shown again.`);
+  say(ctx, saved ?? `${n === 1 ? 'Access key' : `${n} access keys`} saved to ${keychain}.`);
+  say(ctx, `Copy the secret${n === 1 ? ' now: it is stored only as a bcrypt hash' : 's now: they are stored only as bcrypt hashes'} and cannot be shown again.`);
+}
+
+/** --export sets one pair of variables: not with --json, nor for several keys. */
+export function checkExport(opts: { export?: boolean; json?: boolean }, count: number): void {
+  if (opts.export && opts.json) throw new UsageError('--export and --json do not go together');
+  if (opts.export && count > 1) throw new UsageError('--export sets one pair of variables; for several keys use --json', 'keysmith create-access-key --count N --json');
 }
 
 /** waved accepts any client when its keychain is empty; say so whenever a write leaves none. */
