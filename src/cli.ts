@@ -57,6 +57,9 @@ export function processContext(): Ctx {
   // NO_COLOR wins over FORCE_COLOR (colour.ts). Libraries that read the environment themselves
   // (the prompts' colours) would otherwise colour anyway, and Node warns about the pair.
   if (process.env.NO_COLOR) delete process.env.FORCE_COLOR;
+  // Node's deprecation notices are for keysmith's developers, not its users: gRPC (etcd over TLS
+  // with IP endpoints) triggers DEP0123, two lines of noise on stderr that scripts would capture.
+  (process as { noDeprecation?: boolean }).noDeprecation = true;
   const tty: Partial<Record<'stdin' | 'stdout' | 'stderr', boolean>> = {};
   const check = (name: 'stdin' | 'stdout' | 'stderr', fd: number) => (tty[name] ??= isTerminal(fd));
   return {
@@ -93,7 +96,17 @@ export function processContext(): Ctx {
     },
     spawn: (command, args, options) => {
       const { spawn } = process.getBuiltinModule('node:child_process') as typeof import('node:child_process');
-      return spawn(command, args, { env: options.env as NodeJS.ProcessEnv, cwd: options.cwd, stdio: options.stdio });
+      const child = spawn(command, args, { env: options.env as NodeJS.ProcessEnv, cwd: options.cwd, stdio: options.stdio, detached: options.group });
+      if (options.group) {
+        child.kill = (signal?: NodeJS.Signals | number) => {
+          try {
+            return process.kill(-child.pid!, signal);
+          } catch {
+            return false; // the group is gone
+          }
+        };
+      }
+      return child;
     },
   };
 }
@@ -134,7 +147,7 @@ export async function main(argv: string[], ctx: Ctx = processContext()): Promise
   try {
     const fast = parseFast(argv);
     if (fast?.kind === 'version') {
-      ctx.stdout.write(VERSION + '\n');
+      ctx.stdout.write(`keysmith ${VERSION}\n`);
     } else if (fast) {
       await runCommand(fast.spec, fast.positionals, fast.options);
     } else {

@@ -235,9 +235,11 @@ describe('device flow wire formats of Tiled and /authorize servers', () => {
   it('Tiled: polls verification_uri with JSON {device_code, grant_type}; 400 authorization_pending is pending', async () => {
     const tokens = { access_token: 'a.b.c', expires_in: 900.0, refresh_token: 'r', token_type: 'bearer', identity: { id: 'erin', provider: 'orcid' } };
     const { login, seen, stderr, profile } = await tiledLogin([[400, { detail: { error: 'authorization_pending' } }], [200, tokens]]);
-    const session = await login;
+    const { session, settings } = await login;
     expect(session.accessToken).toBe('a.b.c');
-    expect(profile).toMatchObject({ username: 'erin', flow: 'device' });
+    // The dialect returns what it learned and leaves the profile it was given alone.
+    expect(settings).toMatchObject({ username: 'erin', flow: 'device', provider: 'orcid' });
+    expect(profile).toEqual({ name: 't', url: 'http://t.example', dialect: 'tiled', provider: 'orcid' });
     expect(seen.filter((s) => s.startsWith('POST /api/v1/auth/provider/orcid/token'))).toEqual([
       'POST /api/v1/auth/provider/orcid/token {"device_code":"ab12","grant_type":"urn:ietf:params:oauth:grant-type:device_code"}',
       'POST /api/v1/auth/provider/orcid/token {"device_code":"ab12","grant_type":"urn:ietf:params:oauth:grant-type:device_code"}',

@@ -17,6 +17,9 @@ export interface TokenOptions {
   timeout?: string;
 }
 
+/** Static dialects that keep `user:password` rather than a token (store.ts). */
+const USER_AND_PASSWORD = new Set<string>(['basic', 'digest', 'wave']);
+
 export function parseSeconds(value: string | undefined, flag: string, fallback: number, min = 0): number {
   if (value === undefined) return fallback;
   const n = Number(value);
@@ -31,6 +34,16 @@ export async function run(opts: TokenOptions, ctx: Ctx): Promise<void> {
   // Sessions are checked before they are saved; this also covers files written by older versions,
   // so that `curl -H "$(keysmith token --header)"` never carries a second header.
   const session = checkSession(await currentSession(ctx, profile, { minTtl, timeout }), 'token');
+  // Basic, Digest and Wave profiles keep a user and password: there is no token to print, only
+  // a header (Basic, Wave; Digest answers each request's challenge, and headerLine says so).
+  if (USER_AND_PASSWORD.has(profile.dialect) && (opts.json || !opts.header)) {
+    throw new UsageError(
+      `profile ${profile.name} holds a user and password (${profile.dialect}), not a token`,
+      profile.dialect === 'digest'
+        ? 'Digest answers a challenge on each request: use `keysmith api PATH`, or `keysmith exec -- CMD` for the user and password'
+        : 'print its header with `keysmith token --header`, or let `keysmith api PATH` or `keysmith exec -- CMD` send it',
+    );
+  }
   if (opts.json) {
     const expiresIn = session.expiresAt === undefined ? null : Math.max(0, Math.floor((session.expiresAt - ctx.now()) / 1000));
     outJson(ctx, {

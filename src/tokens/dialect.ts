@@ -21,14 +21,35 @@ export interface Credentials {
 }
 
 export interface LoginRequest {
-  /** The profile as it will be saved; the dialect may fill in endpoints and other settings. */
-  profile: Profile;
+  /**
+   * The profile as the user gave it (URL, and settings from flags or the previous login: provider,
+   * flow, client ID, scope, API-key placement, ...). Read it; what the dialect learns goes into
+   * `LoginResult.settings`, and login.ts saves the merge.
+   */
+  profile: Readonly<Profile>;
   /** Asks for username and password only when the dialect needs them. */
   credentials: () => Promise<Credentials>;
+  /** API-key profiles: the key (--api-key-stdin, $KEYSMITH_API_KEY or a masked prompt). */
+  apiKey?: () => Promise<string>;
+  /**
+   * Wave profiles: the access key pair from --access-key-stdin or $H2O_WAVE_ACCESS_KEY_ID and
+   * _SECRET; undefined when neither was given (then `credentials` asks for ID and secret).
+   */
+  accessKey?: () => Promise<Credentials | undefined>;
   /** OAuth 2.0 client secret (--client-secret-stdin, $KEYSMITH_CLIENT_SECRET, or a prompt when required). */
   clientSecret?: (required: boolean) => Promise<string | undefined>;
   /** How a device flow shows its codes (--no-qr, --json). */
   device?: { qr: boolean; json: boolean };
+}
+
+/** Profile fields a dialect found at login (username, endpoints, provider, flow, scope, tokenTtl, ...). */
+export type ProfileSettings = Partial<Omit<Profile, 'name' | 'url' | 'dialect'>>;
+
+/** What a login obtained: the session, and what was learned about the server and the user. */
+export interface LoginResult {
+  session: Session;
+  /** Saved over the profile's fields (a field set to undefined is removed). */
+  settings: ProfileSettings;
 }
 
 export interface WhoAmI {
@@ -60,7 +81,7 @@ export interface Dialect {
    * `headerLine`'s header (bearer tokens, WaveMaker's token header, API keys, Basic).
    */
   authorize?(profile: Profile, session: Session, request: AuthRequest): Authorization | Promise<Authorization>;
-  login(env: DialectEnv, request: LoginRequest): Promise<Session>;
+  login(env: DialectEnv, request: LoginRequest): Promise<LoginResult>;
   /** Get a fresh session; throw SessionDeadError when the server says the session is over. */
   refresh(env: DialectEnv, profile: Profile, session: Session): Promise<Session>;
   /** Revoke the session on the server, where the dialect can; false when the server offers no way to. */

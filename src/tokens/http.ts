@@ -5,6 +5,7 @@
  *     so credentials never travel to another server or from https to http;
  *   - reads at most MAX_BODY bytes of an answer and refuses larger ones;
  *   - turns every failure into one line a user can act on.
+ * `keysmith api` streams its answers instead (`makeStream`): the same redirect rule, no size cap.
  * Timeouts, --cacert and HTTPS_PROXY/NO_PROXY are set here too. undici loads only when a proxy or
  * a custom CA is in play; otherwise Node's built-in fetch is used.
  */
@@ -65,16 +66,7 @@ async function transport(ctx: Ctx, options: HttpOptions): Promise<Fetch> {
   const proxied = Boolean(env.HTTPS_PROXY || env.https_proxy || env.HTTP_PROXY || env.http_proxy);
   if (!proxied && !options.cacert) return fetch;
   const undici = await import('undici');
-  let ca: string | undefined;
-  if (options.cacert) {
-    try {
-      ca = await readFile(options.cacert, 'utf8');
-    } catch (err) {
-      throw new UsageError(`cannot read --cacert ${options.cacert}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    const { rootCertificates } = await import('node:tls');
-    ca = [...rootCertificates, ca].join('\n');
-  }
+  const ca = await caBundle(options);
   const connect = ca ? { ca } : undefined;
   const dispatcher = proxied
     ? new undici.EnvHttpProxyAgent({
@@ -90,6 +82,19 @@ async function transport(ctx: Ctx, options: HttpOptions): Promise<Fetch> {
     undici.fetch(input as never, { ...(init as object), dispatcher } as never)) as unknown as Fetch;
 }
 
+/** The system's CAs plus those of --cacert, or undefined without --cacert. */
+async function caBundle(options: HttpOptions): Promise<string | undefined> {
+  if (!options.cacert) return undefined;
+  let ca: string;
+  try {
+    ca = await readFile(options.cacert, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read --cacert ${options.cacert}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const { rootCertificates } = await import('node:tls');
+  return [...rootCertificates, ca].join('\n');
+}
+
 function urlOf(input: Parameters<Fetch>[0]): URL {
   return new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
 }
@@ -103,9 +108,9 @@ function crossing(from: URL, to: URL): string {
 /**
  * Wrap a fetch so that redirects stay on the request's origin and answers stay small. The caller's
  * own `redirect` setting is overridden: a hop is followed here, by hand, only when it stays on the
- * origin, with fetch's rules for the method (303, and 301/302 after a POST, become a GET without
- * a body); a hop to anywhere else ends the request with one line naming both origins, and nothing
- * is sent there. The answer comes back fully read (at most MAX_BODY bytes) as a new Response.
+ * origin (see `nextHop`); a hop to anywhere else ends the request with one line naming both
+ * origins, and nothing is sent there. The answer comes back fully read (at most MAX_BODY bytes) as
+ * a new Response.
  */
 export function guardFetch(inner: Fetch, maxBody = MAX_BODY): Fetch {
   return (async (input: Parameters<Fetch>[0], init: Parameters<Fetch>[1] = {}) => {
@@ -119,27 +124,46 @@ export function guardFetch(inner: Fetch, maxBody = MAX_BODY): Fetch {
       const location = REDIRECTS.has(res.status) ? res.headers.get('location') : null;
       if (location === null) return readCapped(res, url, maxBody);
       await res.body?.cancel().catch(() => {});
-      let next: URL;
-      try {
-        next = new URL(location, url);
-      } catch {
-        throw new KeysmithError(`${url.origin} answered ${res.status} with a redirect to an invalid address`);
-      }
-      if (next.origin !== first.origin) {
-        throw new KeysmithError(`refused to follow a redirect ${crossing(first, next)}: keysmith sends credentials only to the server you named`, 1,
-          next.protocol === first.protocol ? `if the server has moved, use its new address: ${next.origin}` : undefined);
-      }
-      if (hops >= MAX_REDIRECTS) throw new KeysmithError(`${first.origin} redirected more than ${MAX_REDIRECTS} times`);
-      if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
-        if (method !== 'HEAD') method = 'GET';
+      const hop = nextHop(first, url, hops, method, res.status, location);
+      if (hop.dropBody) {
         body = undefined;
         headers = new Headers(headers);
         headers.delete('content-type');
         headers.delete('content-length');
       }
-      url = next;
+      ({ url, method } = hop);
     }
   }) as Fetch;
+}
+
+/** The next request of a redirect that keysmith follows. */
+interface Hop {
+  url: URL;
+  method: string;
+  /** 303, and 301/302 after a POST: the next request is a GET without the body. */
+  dropBody: boolean;
+}
+
+/**
+ * The redirect rule of both guards (guardFetch, and guardStream for `keysmith api`): follow a hop
+ * only within the origin (scheme, host, port) of the first request, so credentials never travel to
+ * another server or from https down to http; at most MAX_REDIRECTS hops; fetch's rules for the
+ * method. Anything else throws one line naming both origins.
+ */
+function nextHop(first: URL, url: URL, hops: number, method: string, status: number, location: string): Hop {
+  let next: URL;
+  try {
+    next = new URL(location, url);
+  } catch {
+    throw new KeysmithError(`${url.origin} answered ${status} with a redirect to an invalid address`);
+  }
+  if (next.origin !== first.origin) {
+    throw new KeysmithError(`refused to follow a redirect ${crossing(first, next)}: keysmith sends credentials only to the server you named`, 1,
+      next.protocol === first.protocol ? `if the server has moved, use its new address: ${next.origin}` : undefined);
+  }
+  if (hops >= MAX_REDIRECTS) throw new KeysmithError(`${first.origin} redirected more than ${MAX_REDIRECTS} times`);
+  const toGet = status === 303 || ((status === 301 || status === 302) && method === 'POST');
+  return { url: next, method: toGet && method !== 'HEAD' ? 'GET' : method, dropBody: toGet };
 }
 
 /** The answer with its body read into memory, refused past `maxBody` bytes. */
@@ -173,6 +197,130 @@ async function readCapped(res: Response, url: URL, maxBody: number): Promise<Res
   return copy;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Streaming answers, for `keysmith api`: the same redirect rule as guardFetch, the body left unread
+// for the caller to copy out as it arrives (no size cap: a download may be any size).
+
+/** One request of a streaming transport. The body is bytes, so that a 307/308 can send it again. */
+export interface StreamRequest {
+  method: string;
+  headers: Record<string, string>;
+  body?: Uint8Array | undefined;
+  /** Abandons the request, also while its body is being read. */
+  signal?: AbortSignal | undefined;
+}
+
+/** An answer whose body has not been read. */
+export interface StreamResponse {
+  status: number;
+  statusText: string;
+  /** The HTTP version of the answer ("1.1"). */
+  httpVersion: string;
+  /** Header lines as they came, repeated ones (Set-Cookie, WWW-Authenticate) kept apart. */
+  rawHeaders: Array<[string, string]>;
+  /** The address that answered: the last hop of same-origin redirects. */
+  url: string;
+  body: AsyncIterable<Uint8Array>;
+  /** Stop reading and let the connection go. */
+  cancel(): void;
+}
+
+export type StreamTransport = (url: URL, request: StreamRequest) => Promise<StreamResponse>;
+
+/** Every value of one header of an answer (the name compared case-insensitively), in order. */
+export function headerValues(res: Pick<StreamResponse, 'rawHeaders'>, name: string): string[] {
+  const wanted = name.toLowerCase();
+  return res.rawHeaders.filter(([n]) => n.toLowerCase() === wanted).map(([, v]) => v);
+}
+
+/**
+ * The streaming transport for these options, behind `guardStream`. Node's http/https modules when
+ * nothing else is in play: they load in a few milliseconds, where the first use of fetch costs
+ * ~70 ms, which is more than `keysmith api` may take in all. An injected transport (tests) or a
+ * proxy (undici) goes through fetch, like everything `makeFetch` does.
+ */
+export async function makeStream(ctx: Ctx, options: HttpOptions): Promise<StreamTransport> {
+  const env = ctx.env;
+  const proxied = Boolean(env.HTTPS_PROXY || env.https_proxy || env.HTTP_PROXY || env.http_proxy);
+  if (ctx.transport || proxied) return guardStream(fetchStream(await transport(ctx, options)));
+  return guardStream(nodeStream(await caBundle(options)));
+}
+
+/**
+ * Follow redirects by the rule of `nextHop` (same origin only, never downgraded, at most
+ * MAX_REDIRECTS hops, 303 and 301/302-after-POST become a GET without the body), and hand back
+ * the last answer with its body unread.
+ */
+export function guardStream(inner: StreamTransport): StreamTransport {
+  return async (first, request) => {
+    let url = first;
+    let method = request.method.toUpperCase();
+    let body = request.body;
+    let headers = request.headers;
+    for (let hops = 0; ; hops++) {
+      const res = await inner(url, { ...request, method, body, headers });
+      const location = REDIRECTS.has(res.status) ? (headerValues(res, 'location')[0] ?? null) : null;
+      if (location === null) return res;
+      res.cancel();
+      const hop = nextHop(first, url, hops, method, res.status, location);
+      if (hop.dropBody) {
+        body = undefined;
+        headers = Object.fromEntries(Object.entries(headers).filter(([name]) => !/^content-(type|length)$/i.test(name)));
+      }
+      ({ url, method } = hop);
+    }
+  };
+}
+
+/** node:http and node:https, with the extra CAs of --cacert. */
+function nodeStream(ca: string | undefined): StreamTransport {
+  return async (url, request) => {
+    const { request: send } = url.protocol === 'https:' ? await import('./transport/https.js') : await import('./transport/http.js');
+    return new Promise<StreamResponse>((resolve, reject) => {
+      const req = send(url, { method: request.method, headers: request.headers, signal: request.signal, ...(ca && { ca }) } as import('node:https').RequestOptions);
+      req.once('error', reject);
+      req.once('response', (res) => {
+        // From here on a failure surfaces while the body is read (the stream errors).
+        req.on('error', () => {});
+        const rawHeaders: Array<[string, string]> = [];
+        for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) rawHeaders.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
+        resolve({
+          status: res.statusCode ?? 0,
+          statusText: res.statusMessage ?? '',
+          httpVersion: res.httpVersion,
+          rawHeaders,
+          url: url.href,
+          body: res,
+          cancel: () => void res.destroy(),
+        });
+      });
+      req.end(request.body);
+    });
+  };
+}
+
+/** Any fetch (a test's transport, undici through a proxy) as a streaming transport. */
+function fetchStream(fetchFn: Fetch): StreamTransport {
+  return async (url, request) => {
+    const res = await fetchFn(url.href, { method: request.method, headers: request.headers, body: request.body, signal: request.signal, redirect: 'manual' });
+    const rawHeaders: Array<[string, string]> = [];
+    res.headers.forEach((value, name) => {
+      if (name !== 'set-cookie') rawHeaders.push([name, value]);
+    });
+    for (const cookie of res.headers.getSetCookie()) rawHeaders.push(['set-cookie', cookie]);
+    const body = res.body;
+    return {
+      status: res.status,
+      statusText: res.statusText,
+      httpVersion: '1.1',
+      rawHeaders,
+      url: url.href,
+      body: (body ?? []) as AsyncIterable<Uint8Array>,
+      cancel: () => void body?.cancel().catch(() => {}),
+    };
+  };
+}
+
 /** Throw unless `url` is on `base`'s origin: for endpoints a server hands out. */
 export function checkSameOrigin(url: string, base: string, what: string): string {
   let parsed: URL;
@@ -188,7 +336,7 @@ export function checkSameOrigin(url: string, base: string, what: string): string
   return parsed.href;
 }
 
-const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/i;
+export const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/i;
 
 /** Parse a server URL given on the command line; warn about credentials in clear text. */
 export function parseServerUrl(ctx: Ctx, raw: string): URL {

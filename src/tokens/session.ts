@@ -48,11 +48,24 @@ export async function withSessionLock<T>(ctx: Ctx, name: string, timeoutSeconds:
 
 /** The profile's session, refreshed first when it is stale. */
 export async function currentSession(ctx: Ctx, profile: Profile, options: SessionOptions = {}): Promise<Session> {
-  const session = await readSession(ctx, profile.name);
+  // The fast path: a refresh token kept in the OS keyring is read only when a refresh needs it.
+  const session = await readSession(ctx, profile.name, { secrets: 'use' });
   if (!session) throw notLoggedIn(profile.name);
   if (!options.force && !isStale(session, ctx.now(), options.minTtl ?? DEFAULT_MIN_TTL_SECONDS)) return session;
   const timeout = httpOptions(profile, { timeout: options.timeout }).timeout ?? 30;
   return withSessionLock(ctx, profile.name, timeout, () => refreshLocked(ctx, profile.name, session, options));
+}
+
+/**
+ * The server answered 401 to `rejected`, a token that looked valid (revoked, or the server
+ * restarted): get another one, once, under the session lock. When the stored session already
+ * holds another token, a process refreshed it meanwhile and that one is used; otherwise the
+ * session is refreshed now, whatever its expiry says. `keysmith api` retries once with the
+ * result, never more.
+ */
+export async function refreshAfterRejection(ctx: Ctx, profile: Profile, rejected: Session, options: SessionOptions = {}): Promise<Session> {
+  const timeout = httpOptions(profile, { timeout: options.timeout }).timeout ?? 30;
+  return withSessionLock(ctx, profile.name, timeout, () => refreshLocked(ctx, profile.name, rejected, { ...options, force: true }));
 }
 
 async function refreshLocked(ctx: Ctx, name: string, seen: Session, options: SessionOptions): Promise<Session> {

@@ -13,12 +13,15 @@ export const basicLogin: Dialect = {
   name: 'basic-login',
 
   async login(env, { profile, credentials, device }) {
-    if (profile.flow === 'device') return deviceLogin(env, profile, device);
+    if (profile.flow === 'device') {
+      const session = await deviceLogin(env, profile, device);
+      const sub = jwtClaims(session.accessToken)?.sub;
+      return { session, settings: { username: typeof sub === 'string' ? sub : undefined } };
+    }
     const { username, password } = await credentials();
-    profile.username = username;
     const res = await request(env.fetch, joinUrl(profile.url, '/login'), { method: 'POST', basic: { username, password } }, env.http);
     if (res.status !== 200) throw httpError(res, 'login', res.status === 401 ? 'check the user name and password' : undefined);
-    return sessionFromTokenResponse(res, env.ctx.now(), 'login');
+    return { session: sessionFromTokenResponse(res, env.ctx.now(), 'login'), settings: { username } };
   },
 
   async refresh(env, profile, session) {
@@ -43,10 +46,10 @@ export const basicLogin: Dialect = {
  * expired" once the code is gone, 200 with the token pair once approved. The answer's
  * verification_uri is hard-coded to localhost:8000 in the real app, so polls go to {url}/token.
  */
-async function deviceLogin(env: DialectEnv, profile: Profile, device: LoginRequest['device']): Promise<Session> {
+async function deviceLogin(env: DialectEnv, profile: Readonly<Profile>, device: LoginRequest['device']): Promise<Session> {
   const { runDeviceFlow, startAuthorizeFlow } = await import('../flows/device.js');
   const start = await startAuthorizeFlow(env, joinUrl(profile.url, '/authorize'));
-  const session = await runDeviceFlow<Session>(
+  return runDeviceFlow<Session>(
     env.ctx,
     start.codes,
     async (signal) => {
@@ -60,7 +63,4 @@ async function deviceLogin(env: DialectEnv, profile: Profile, device: LoginReque
     },
     device,
   );
-  const sub = jwtClaims(session.accessToken)?.sub;
-  if (typeof sub === 'string') profile.username = sub;
-  return session;
 }

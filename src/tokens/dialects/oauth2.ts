@@ -122,11 +122,12 @@ function serverOf(profile: Profile): OAuth.AuthorizationServer {
   return as as unknown as OAuth.AuthorizationServer;
 }
 
-function rememberServer(profile: Profile, as: OAuth.AuthorizationServer, authMethod: string): void {
+/** What the profile keeps of the server's metadata, so that refreshing never discovers again. */
+function rememberServer(as: OAuth.AuthorizationServer, authMethod: string): Record<string, string> {
   const endpoints: Record<string, string> = { token_endpoint_auth_method: authMethod };
   for (const key of KEPT_METADATA) if (typeof as[key] === 'string') endpoints[key] = as[key];
   if (as.id_token_signing_alg_values_supported?.length) endpoints.id_token_signing_alg_values_supported = as.id_token_signing_alg_values_supported.join(' ');
-  profile.endpoints = endpoints;
+  return endpoints;
 }
 
 /** client_secret_basic unless the server only takes client_secret_post; `none` for public clients. */
@@ -261,20 +262,22 @@ async function clampedDeviceAnswer(res: Response): Promise<Response> {
 export const oauth2: Dialect = {
   name: 'oauth2',
 
-  async login(env, { profile, clientSecret, device }) {
+  async login(env, { profile: given, clientSecret, device }) {
     const oauth = await load();
-    if (!profile.clientId) {
+    if (!given.clientId) {
       throw new UsageError('the oauth2 dialect needs a client ID: pass --client-id ID', 'register keysmith with the server as a client (a public client for the device flow)');
     }
     // login.ts has checked the flow: device (the default) or client-credentials.
-    const flow = (profile.flow ??= 'device');
-    const as = await discover(env, profile.url);
+    const flow = given.flow ?? 'device';
+    const as = await discover(env, given.url);
     if (!as) {
-      throw new KeysmithError(`${profile.url} serves no OAuth 2.0 server metadata (/.well-known/openid-configuration or /.well-known/oauth-authorization-server)`, 1, 'give the issuer URL of the server');
+      throw new KeysmithError(`${given.url} serves no OAuth 2.0 server metadata (/.well-known/openid-configuration or /.well-known/oauth-authorization-server)`, 1, 'give the issuer URL of the server');
     }
-    checkEndpoints(as as unknown as Record<string, unknown>, profile.url);
+    checkEndpoints(as as unknown as Record<string, unknown>, given.url);
     const secret = await clientSecret?.(flow === 'client-credentials');
-    rememberServer(profile, as, chooseAuthMethod(as, secret));
+    // The profile as this login leaves it: later steps (client auth, whoami) read it.
+    const profile: Profile = { ...given, flow, endpoints: rememberServer(as, chooseAuthMethod(as, secret)) };
+    const learned = () => ({ endpoints: profile.endpoints, flow, scope: profile.scope, username: profile.username });
     const client = clientOf(profile);
     const auth = clientAuth(oauth, profile, secret);
     const options = requestOptions(oauth, env, profile.url);
@@ -284,7 +287,7 @@ export const oauth2: Dialect = {
         const res = await checkedTokenAnswer(await oauth.clientCredentialsGrantRequest(as, client, auth, scopeParameter(profile), options), 'login');
         const tokens = await oauth.processClientCredentialsResponse(as, client, res);
         profile.username = profile.clientId;
-        return toSession(tokens, env.ctx.now(), secret);
+        return { session: toSession(tokens, env.ctx.now(), secret), settings: learned() };
       } catch (err) {
         throw await failure(oauth, err, 'login', profile.url);
       }
@@ -338,7 +341,7 @@ export const oauth2: Dialect = {
     const session = toSession(tokens, env.ctx.now(), secret);
     profile.username = userName(oauth.getValidatedIdTokenClaims(tokens)) ?? userName(jwtClaims(session.accessToken));
     if (!profile.username && as.userinfo_endpoint) profile.username = (await oauth2.whoami!(env, profile, session).catch(() => undefined))?.user;
-    return session;
+    return { session, settings: learned() };
   },
 
   async refresh(env, profile, session) {

@@ -65,14 +65,13 @@ export const tiled: Dialect = {
     const about = await discoverTiled(env, profile.url);
     if (!about) throw new KeysmithError(`${profile.url} does not look like a Tiled server (GET /api/v1/ has no authentication providers)`);
     const provider = await chooseProvider(env, about, profile.provider);
-    profile.provider = provider.provider;
     const links = about.links;
     const own = (link: unknown, what: string) => (typeof link === 'string' && link ? checkSameOrigin(link, profile.url, what) : undefined);
     const refresh = own(links.refresh_session, 'refresh_session link');
     const whoami = own(links.whoami, 'whoami link');
     // The POST form of revocation takes the refresh token; the DELETE form needs the session id.
     const revoke = own(typeof links.revoke_session === 'string' ? links.revoke_session.replace(/\/\{session_id\}$/, '') : undefined, 'revoke_session link');
-    profile.endpoints = { ...(refresh && { refresh }), ...(whoami && { whoami }), ...(revoke && { revoke }) };
+    const endpoints: Record<string, string> = { ...(refresh && { refresh }), ...(whoami && { whoami }), ...(revoke && { revoke }) };
     const authEndpoint = own(provider.links?.auth_endpoint, `auth_endpoint of provider ${printable(provider.provider, 60)}`);
     const external = provider.mode === 'external';
     if (!external && provider.mode !== 'internal' && provider.mode !== 'password') {
@@ -83,23 +82,23 @@ export const tiled: Dialect = {
     }
     const providerPath = `/api/v1/auth/provider/${encodeURIComponent(provider.provider)}`;
     let res: HttpResponse;
+    let username: string | undefined;
     if (external) {
-      profile.flow = 'device';
       res = await deviceLogin(env, profile.url, authEndpoint ?? joinUrl(profile.url, `${providerPath}/authorize`), joinUrl(profile.url, `${providerPath}/token`), device);
     } else {
       const auth = authEndpoint ?? joinUrl(profile.url, `${providerPath}/token`);
-      profile.endpoints.token = auth;
-      const { username, password } = await credentials();
-      profile.username = username;
-      res = await request(env.fetch, auth, { form: { grant_type: 'password', username, password } }, env.http);
+      endpoints.token = auth;
+      const given = await credentials();
+      username = given.username;
+      res = await request(env.fetch, auth, { form: { grant_type: 'password', username, password: given.password } }, env.http);
       if (res.status !== 200) throw httpError(res, 'login');
     }
     const session = sessionFromTokenResponse(res, env.ctx.now(), 'login');
+    // External providers: the user is the identity the server reports. The provider's
+    // confirmation_message is not shown: login says who is logged in, once.
     const identityId = (res.json as { identity?: { id?: unknown } }).identity?.id;
-    const id = typeof identityId === 'string' ? identityId : profile.username;
-    if (external) profile.username = id;
-    if (typeof provider.confirmation_message === 'string') env.ctx.stderr.write(printable(provider.confirmation_message.replace('{id}', id ?? 'unknown'), 500) + '\n');
-    return session;
+    if (external) username = typeof identityId === 'string' ? identityId : undefined;
+    return { session, settings: { provider: provider.provider, endpoints, username, flow: external ? 'device' : profile.flow } };
   },
 
   async refresh(env, profile, session) {

@@ -15,11 +15,11 @@ import type { Profile, Session } from '../store.js';
 export const DEFAULT_TOKEN_TTL = 1800;
 const TOKEN_KEYS = ['WM_AUTH_TOKEN', 'wm_auth_token'];
 
-function tokenRequest(env: DialectEnv, profile: Profile, auth: RequestInit): Promise<HttpResponse> {
+function tokenRequest(env: DialectEnv, profile: Readonly<Profile>, auth: RequestInit): Promise<HttpResponse> {
   return request(env.fetch, joinUrl(profile.url, '/services/security/token'), { method: 'GET', ...auth }, env.http);
 }
 
-function sessionFrom(env: DialectEnv, profile: Profile, res: HttpResponse, action: string): Session {
+function sessionFrom(env: DialectEnv, profile: Readonly<Profile>, res: HttpResponse, action: string): Session {
   if (res.status !== 200) throw httpError(res, action, res.status === 401 && action === 'login' ? 'check the user name and password' : undefined);
   const body = res.json as Record<string, unknown> | undefined;
   // Send the token back under the name the server used (header names are case-insensitive,
@@ -40,10 +40,10 @@ export const wavemaker: Dialect = {
   name: 'wavemaker',
 
   async login(env, { profile, credentials }) {
-    profile.tokenTtl ??= DEFAULT_TOKEN_TTL;
+    const tokenTtl = profile.tokenTtl ?? DEFAULT_TOKEN_TTL;
     const { username, password } = await credentials();
-    profile.username = username;
-    return sessionFrom(env, profile, await tokenRequest(env, profile, { basic: { username, password } }), 'login');
+    const res = await tokenRequest(env, profile, { basic: { username, password } });
+    return { session: sessionFrom(env, { ...profile, tokenTtl }, res, 'login'), settings: { tokenTtl, username } };
   },
 
   async refresh(env, profile, session) {
