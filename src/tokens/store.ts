@@ -14,6 +14,7 @@ import { FormatError, KeysmithError, NotFoundError, UsageError } from '../io/err
 import { ensureDir, readFileOrNull, removeStaleTemps, updateFile, writeFileAtomic, FILE_MODE } from '../io/files.js';
 
 import type { DialectName } from './dialects/index.js';
+import type { StoredSession, WriteSessionOptions } from './secret-store.js';
 
 export type { DialectName };
 
@@ -37,6 +38,8 @@ export interface Profile {
   /** HTTP options. */
   cacert?: string;
   timeout?: number;
+  /** Where login was told to keep the secrets (--storage); absent: the keyring when one answers. */
+  storage?: 'keyring' | 'file';
 }
 
 /**
@@ -146,7 +149,9 @@ export async function resolveProfile(ctx: Ctx, flag: string | undefined): Promis
   const profile = Object.hasOwn(file.profiles, name) ? file.profiles[name] : undefined;
   if (!profile) {
     const known = Object.keys(file.profiles);
-    throw new NotFoundError(`no profile ${name}`, known.length ? `known profiles: ${known.join(', ')}; or run: keysmith login URL --profile ${name}` : 'run: keysmith login URL');
+    const near = (await import('../io/words.js')).closest(name, known);
+    throw new NotFoundError(`no profile ${name}`, near ? `did you mean --profile ${near}? (profiles: ${known.join(', ')})`
+      : known.length ? `known profiles: ${known.join(', ')}; or run: keysmith login URL --profile ${name}` : 'run: keysmith login URL');
   }
   return profile;
 }
@@ -162,12 +167,16 @@ export async function listProfiles(ctx: Ctx): Promise<{ default?: string; profil
   return { default: file.default, profiles: Object.values(file.profiles) };
 }
 
-/** Save a profile and make it the default (the last login is what `keysmith token` uses). */
-export async function saveProfile(ctx: Ctx, profile: Profile): Promise<void> {
+/**
+ * Save a profile and make it the default (the last login is what `keysmith token` uses). With
+ * `makeDefault: false` (a profile made on the side, e.g. `api-key create --save-profile`) the
+ * default stays as it is, unless there is none yet.
+ */
+export async function saveProfile(ctx: Ctx, profile: Profile, { makeDefault = true }: { makeDefault?: boolean } = {}): Promise<void> {
   checkProfileName(profile.name);
   await updateProfiles(ctx, (file) => {
     file.profiles[profile.name] = profile;
-    file.default = profile.name;
+    if (makeDefault || !file.default || !Object.hasOwn(file.profiles, file.default)) file.default = profile.name;
   });
 }
 
@@ -185,29 +194,80 @@ export async function deleteProfile(ctx: Ctx, name: string): Promise<void> {
   });
 }
 
-/** Read a profile's session; null when there is none (logged out, or never logged in). */
-export async function readSession(ctx: Ctx, profile: string): Promise<Session | null> {
+/**
+ * Read a profile's session; null when there is none (logged out, or never logged in). Secrets
+ * kept in the OS keyring (src/tokens/secret-store.ts) are read from it: all of them, or with
+ * `secrets: 'use'` only what using the session needs (not the refresh token or client secret),
+ * so the cached `token` path of a token dialect never asks the keyring.
+ */
+export async function readSession(ctx: Ctx, profile: string, options: { secrets?: 'all' | 'use' } = {}): Promise<Session | null> {
   const path = sessionPath(ctx, profile);
   const bytes = await readFileOrNull(path, 'session file');
   if (!bytes) return null;
-  const session = parseJson<Session>(bytes, path);
+  const session = parseJson<StoredSession | null>(bytes, path);
+  if (typeof session === 'object' && session !== null && session.keyring !== undefined) {
+    const { loadSecrets } = await import('./secret-store.js');
+    return loadSecrets(ctx, profile, session, path, options.secrets ?? 'all');
+  }
   if (typeof session?.accessToken !== 'string') throw new FormatError(path, undefined, 'no access token in session file; log in again');
-  return session;
+  return session as Session;
 }
 
-/** Write a session (caller holds the session lock when refreshing). */
-export async function writeSession(ctx: Ctx, profile: string, session: Session): Promise<void> {
+/**
+ * Write a session (caller holds the session lock): its long-lived secrets to the OS keyring or
+ * to the file, as `options` and the session as stored say (src/tokens/secret-store.ts). Returns
+ * where they went.
+ */
+export async function writeSession(ctx: Ctx, profile: string, session: Session, options: WriteSessionOptions = {}): Promise<'keyring' | 'file'> {
   const path = sessionPath(ctx, profile);
   await ensureDir(join(stateDir(ctx), 'sessions'));
   // Temp files of a writer killed before its rename hold tokens: remove them with each write in
   // the sessions directory, whichever profile they were for.
   await removeStaleTemps(path, { anyFile: true });
-  await writeFileAtomic(path, JSON.stringify(session, null, 2) + '\n', FILE_MODE);
+  const { storeSecrets } = await import('./secret-store.js');
+  const { content, storage } = await storeSecrets(ctx, profile, session, await readStored(path), path, options);
+  await writeFileAtomic(path, JSON.stringify(content, null, 2) + '\n', FILE_MODE);
+  return storage;
 }
 
-export async function deleteSession(ctx: Ctx, profile: string): Promise<void> {
+/** The session file as stored, without asking the keyring; null when there is none or it is not JSON. */
+async function readStored(path: string): Promise<StoredSession | null> {
+  const bytes = await readFileOrNull(path, 'session file');
+  if (!bytes) return null;
   try {
-    await fsp.rm(sessionPath(ctx, profile), { force: true });
+    const data = JSON.parse(bytes.toString('utf8')) as unknown;
+    return typeof data === 'object' && data !== null ? (data as StoredSession) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What `profiles` shows, without asking the keyring: null when logged out; else the expiry and
+ * where the secrets are.
+ */
+export async function sessionSummary(ctx: Ctx, profile: string): Promise<{ expiresAt?: number; storage: 'keyring' | 'file' } | null> {
+  const stored = await readStored(sessionPath(ctx, profile));
+  if (!stored) return null;
+  return { ...(typeof stored.expiresAt === 'number' && { expiresAt: stored.expiresAt }), storage: stored.keyring !== undefined ? 'keyring' : 'file' };
+}
+
+/** Forget a profile's session: its keyring entries (failing when they cannot be removed), then the file. */
+export async function deleteSession(ctx: Ctx, profile: string): Promise<void> {
+  const path = sessionPath(ctx, profile);
+  const stored = await readStored(path);
+  if (stored?.keyring !== undefined) {
+    const { forget, markerOf } = await import('./secret-store.js');
+    let marker;
+    try {
+      marker = markerOf(stored, path);
+    } catch {
+      marker = undefined; // damaged: nothing can be said about its entries
+    }
+    if (marker) await forget(ctx, profile, marker, 'throw');
+  }
+  try {
+    await fsp.rm(path, { force: true });
   } catch (err) {
     throw new KeysmithError(`cannot delete session of ${profile}: ${(err as Error).message}`);
   }

@@ -15,7 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-export type ServerName = 'tiled' | 'basic-login' | 'wavemaker' | 'oidc' | 'device-stub' | 'hostile' | 'sink';
+export type ServerName = 'tiled' | 'basic-login' | 'wavemaker' | 'oidc' | 'device-stub' | 'hostile' | 'sink' | 'kube-api' | 'apikey';
 
 /**
  * hostile.mjs: what goes wrong on one route (see the top of fixtures/servers/hostile.mjs). The
@@ -96,6 +96,15 @@ export interface ServerOptions {
   endlessLimit?: number;
   /** sink: "token" (a plausible token answer, default) or "empty" ({}). */
   answer?: 'token' | 'empty';
+  /** tiled: the scopes its access tokens carry (default: the "user" role's, create:apikeys included). */
+  userScopes?: string[] | null;
+  /** kube-api: the Tiled test server that vouches for bearer tokens (its auth/whoami). */
+  tokenServer?: string | null;
+  /** tiled, basic-login, wavemaker: access tokens refused with 401 as if revoked on the server ("*": all). */
+  revokedAccess?: string[];
+  /** apikey: the keys it accepts; the Wave keychain whose pairs it accepts with Basic. */
+  apiKeys?: string[];
+  keychain?: string | null;
 }
 
 /**
