@@ -12,7 +12,7 @@ export type FastParse =
   | { kind: 'command'; spec: CommandSpec; positionals: Array<string | string[] | undefined>; options: Record<string, unknown> };
 
 export function parseFast(argv: string[]): FastParse | undefined {
-  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) return { kind: 'version' };
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V' || argv[0] === '-v' || argv[0] === 'version')) return { kind: 'version' };
   const spec = COMMANDS.find((c) => c.name === argv[0]);
   if (!spec) return undefined;
   const config: NonNullable<ParseArgsConfig['options']> = {};

@@ -143,7 +143,8 @@ describe('SIGKILL at random moments', () => {
     await reader;
 
     const leftoverTemps = readdirSync(dir).filter((f) => f.endsWith('.tmp'));
-    console.log(
+    // What happened, for people tuning this test: KEYSMITH_TEST_VERBOSE=1 (npm test prints no stray lines).
+    if (process.env.KEYSMITH_TEST_VERBOSE) console.log(
       `SIGKILL test: ${rounds} rounds, ${kills} kills, ${completed} writers finished, ${reads} reads ` +
         `(entries ${minSeen}..${maxSeen}), ${locksCleared} stale locks cleared between rounds, ` +
         `${leftoverTemps.length} temp files left by killed writers, lock left at the end: ${existsSync(lockDir)}`,

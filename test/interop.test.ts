@@ -53,7 +53,6 @@ function withPeer(peer: keyof typeof peers, name: string, body: () => void): voi
   describe(name, () => {
     if (CI) it(`needs ${peer}`, () => expect.fail(`${missing}; .ci/run installs it`));
     else {
-      console.warn(`interop: skipping "${name}": ${missing}`);
       it.skip(`skipped: ${missing}`, () => {});
     }
   });

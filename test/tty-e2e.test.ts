@@ -336,7 +336,6 @@ if (!missing) {
     it('needs tmux', () => expect.fail(`${missing}; .ci/run installs it`));
   });
 } else {
-  console.warn(`tty-e2e: skipping the terminal tests: ${missing}`);
   describe.skip(`keysmith on a terminal (tmux): skipped: ${missing}`, () => {
     it('prompts on a terminal', () => {});
   });

@@ -87,10 +87,10 @@ export async function run(arg: string | undefined, opts: InspectTokenOptions, ct
     }
     out(ctx, exp === undefined ? 'expires: never (no exp claim)' : `expires: ${new Date(exp).toISOString()} (${exp <= now ? 'expired ' : ''}${relativeTime(exp, now)})`);
     if (verifiedWith !== undefined) {
-      out(ctx, verifiedWith === null ? `signature: does not match any of the ${keyCount} keys` : `signature: valid (HS256, key ${verifiedWith + 1} of ${keyCount}${verifiedWith === 0 ? ', the signing key' : ', an older key'})`);
+      out(ctx, verifiedWith === null ? `signature: does not match ${keyCount === 1 ? 'the key' : `any of the ${keyCount} keys`}` : `signature: valid (HS256, ${keyCount === 1 ? 'the only key' : `key ${verifiedWith + 1} of ${keyCount}${verifiedWith === 0 ? ', the signing key' : ', an older key'}`})`);
     }
   }
-  if (verifiedWith === null) throw new KeysmithError(`the token's signature matches none of the ${keyCount} keys in ${opts.secretFile}`);
+  if (verifiedWith === null) throw new KeysmithError(`the token's signature ${keyCount === 1 ? 'does not match the key' : `matches none of the ${keyCount} keys`} in ${opts.secretFile}`);
 }
 
 /** Index of the first key whose HS256 signature verifies, or null. Expiry is reported, not enforced. */

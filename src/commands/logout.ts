@@ -22,8 +22,10 @@ export async function run(opts: LogoutOptions, ctx: Ctx): Promise<void> {
 /**
  * The profile's settings stay, so `keysmith login --profile NAME` logs in again without a URL.
  * Under the session lock: a refresh in flight finishes first, and its tokens are the ones revoked.
+ * The last line says whether the server revoked the session, or its token stays valid until it
+ * expires (a dialect that cannot revoke, a server without a revocation endpoint, a failed call).
  */
-async function logout(ctx: Ctx, profile: Profile): Promise<void> {
+export async function logout(ctx: Ctx, profile: Profile): Promise<void> {
   const http = httpOptions(profile);
   await withSessionLock(ctx, profile.name, http.timeout ?? 30, () => logoutLocked(ctx, profile, http));
 }
@@ -31,18 +33,25 @@ async function logout(ctx: Ctx, profile: Profile): Promise<void> {
 async function logoutLocked(ctx: Ctx, profile: Profile, http: HttpOptions): Promise<void> {
   const session = await readSession(ctx, profile.name);
   const dialect = await loadDialect(profile.dialect);
-  let revoked = '';
+  let revoked = false;
+  let why = 'the server offers no way to revoke it';
   if (session && dialect.revoke) {
     try {
-      const done = await dialect.revoke(await dialectEnv(ctx, http), profile, session);
-      if (done !== false) revoked = ' and revoked the session on the server';
+      revoked = (await dialect.revoke(await dialectEnv(ctx, http), profile, session)) !== false;
+      why = 'the server has no revocation endpoint';
     } catch (err) {
       // Still forget it locally: the user asked to log out. Say the server was not told.
       warn(ctx, `could not revoke the session on the server: ${(err as Error).message}`);
+      why = 'revoking it failed';
     }
   }
   await deleteSession(ctx, profile.name);
   // A writer killed mid-write may have left a temp copy of the tokens next to the session.
   await removeStaleTemps(sessionPath(ctx, profile.name), { anyFile: true });
-  say(ctx, session ? `Logged out of ${profile.name}${revoked}.` : `Not logged in to ${profile.name}; nothing to do.`);
+  if (!session) say(ctx, `Not logged in to ${profile.name}; nothing to do.`);
+  else if (revoked) say(ctx, `Logged out of ${profile.name} and revoked the session on the server.`);
+  else {
+    const until = session.expiresAt === undefined ? 'until the server ends it' : `until it expires (${new Date(session.expiresAt).toISOString()})`;
+    say(ctx, `Logged out of ${profile.name} on this machine only: ${why}, so its token stays valid ${until}.`);
+  }
 }

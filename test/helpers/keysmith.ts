@@ -15,7 +15,8 @@ export function assertBuilt(): void {
 }
 
 /** Variables from the outer environment that would change what keysmith does. */
-const SCRUBBED = /^(KEYSMITH_|H2O_WAVE_|XDG_|HTTPS?_PROXY$|https?_proxy$|NO_PROXY$|no_proxy$|NODE_EXTRA_CA_CERTS$|FORCE_COLOR$)/;
+// DBUS_SESSION_BUS_ADDRESS: on a desktop, tests would otherwise write into the user's own keyring.
+const SCRUBBED = /^(KEYSMITH_|H2O_WAVE_|XDG_|HTTPS?_PROXY$|https?_proxy$|NO_PROXY$|no_proxy$|NODE_EXTRA_CA_CERTS$|FORCE_COLOR$|DBUS_SESSION_BUS_ADDRESS$)/;
 
 /** The test's own environment minus what would change keysmith's behaviour, plus `extra`. */
 export function cleanEnv(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {

@@ -95,6 +95,8 @@ export interface RunOptions {
   cwd?: string;
   /** The node script to run instead of bin/keysmith.js (for checking this driver itself). */
   script?: string;
+  /** A program to run instead of node (`['zsh', '-f', '-i']`: a shell to type into); `args` follow it. */
+  program?: string[];
 }
 
 export interface ExitResult {
@@ -145,7 +147,8 @@ export class Terminal {
     const envBin = existsSync('/usr/bin/env') ? '/usr/bin/env' : 'env';
     const name = `k${++this.count}`;
     const log = join(this.logDir, `${name}.log`);
-    const command = [envBin, '-i', ...env, '/bin/sh', '-c', WRAPPER, 'sh', process.execPath, options.script ?? BIN, ...args];
+    const program = options.program ?? [process.execPath, options.script ?? BIN];
+    const command = [envBin, '-i', ...env, '/bin/sh', '-c', WRAPPER, 'sh', ...program, ...args];
     // The server exits when its last session is closed, and a new-session sent while it shuts down
     // is lost: a keep-alive session holds it up from the first run on.
     const keepAlive = this.started ? [] : ['new-session', '-d', '-s', 'keep-alive', '/bin/sleep', String(LIFETIME_S), ';'];
@@ -161,7 +164,7 @@ export class Terminal {
     const socketPath = rest.join(' ');
     if (!session?.startsWith('$') || !pane?.startsWith('%') || !socketPath) throw new Error(`tmux new-session printed ${JSON.stringify(out)}`);
     this.socketPath = socketPath;
-    return new Pane(this, session, pane, log, `keysmith ${args.join(' ')}`);
+    return new Pane(this, session, pane, log, [...(options.program ?? ['keysmith']), ...args].join(' '));
   }
 
   /** Kill the tmux server (all sessions) and remove the logs. Idempotent. */
