@@ -214,10 +214,12 @@ describe('verify-access-key: an unknown ID costs the same bcrypt work as a wrong
   });
 
   it('uses the default cost for a keychain without bcrypt entries', async () => {
-    const missing = join(dir, 'does-not-exist');
+    // A keychain with only a comment (a missing one is reported before any secret is read).
+    const empty = join(dir, 'comments-only');
+    writeFileSync(empty, '# no keys yet\n', { mode: 0o600 });
     const compare = vi.spyOn(bcrypt, 'compare');
     const f = fakeCtx({ stdin: 'x' });
-    await expect(verifyAccessKey('NOPE', { keychain: missing }, f.ctx)).rejects.toMatchObject({ exitCode: 1 });
+    await expect(verifyAccessKey('NOPE', { keychain: empty }, f.ctx)).rejects.toMatchObject({ exitCode: 1 });
     expect(compare.mock.calls.map((c) => bcrypt.getRounds(c[1] as string))).toEqual([DEFAULT_COST]);
   });
 });
