@@ -6,14 +6,12 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import { delimiter, join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { keysmith, useScratch } from './helpers/keychain-cli.js';
+import { startNginx, type NginxServer } from './helpers/nginx.js';
+import { describeWithPeer } from './helpers/peers.js';
 
-const CI = Boolean(process.env.CI);
 /** Debian's python3 carries python3-passlib and python3-bcrypt; a pyenv python3 on PATH may not. */
 const PYTHON = '/usr/bin/python3';
 
@@ -45,17 +43,7 @@ const peers = {
 
 /** describe() when the peer is there; otherwise a visible skip, or under CI a failing test. */
 function withPeer(peer: keyof typeof peers, name: string, body: () => void): void {
-  const missing = peers[peer];
-  if (!missing) {
-    describe(name, body);
-    return;
-  }
-  describe(name, () => {
-    if (CI) it(`needs ${peer}`, () => expect.fail(`${missing}; .ci/run installs it`));
-    else {
-      it.skip(`skipped: ${missing}`, () => {});
-    }
-  });
+  describeWithPeer(peer, peers[peer], name, body);
 }
 
 const scratch = useScratch('keysmith-interop-');
@@ -151,118 +139,18 @@ withPeer('pyBcrypt', 'Python bcrypt', () => {
 });
 
 withPeer('nginx', 'nginx auth_basic', () => {
-  let dir: string;
-  let port = 0;
-  let server: ResultPromise | undefined;
-  let log = '';
-
-  /** A port that was free a moment ago (nginx cannot bind port 0 and tell us which it got). */
-  function freePort(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => {
-        const { port: p } = s.address() as AddressInfo;
-        s.close(() => resolve(p));
-      });
-    });
-  }
-
-  function get(path: string, auth?: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const headers: Record<string, string> = auth ? { authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : {};
-      const req = request({ host: '127.0.0.1', port, path, headers, timeout: 5_000 }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode!));
-      });
-      req.on('timeout', () => req.destroy(new Error('nginx did not answer within 5 s')));
-      req.on('error', reject);
-      req.end();
-    });
-  }
-
-  /** Start nginx on a free port; retry with another port when it was taken in the meantime. */
-  async function start(): Promise<void> {
-    for (let attempt = 1; attempt <= 5; attempt++) {
-      port = await freePort();
-      const conf = join(dir, 'nginx.conf');
-      writeFileSync(
-        conf,
-        `
-${process.getuid?.() === 0 ? 'user root;' : ''}
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 32; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/tmp/body;
-  proxy_temp_path ${dir}/tmp/proxy;
-  fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    root ${dir}/www;
-    index index.html;
-    # Serve a file: "return 200" would answer before auth_basic runs (protocols.md section 2).
-    location / {
-      auth_basic "keysmith test";
-      auth_basic_user_file ${keychain};
-    }
-  }
-}
-`,
-      );
-      log = '';
-      const child = execa(nginx!, ['-p', dir, '-c', conf, '-e', join(dir, 'error.log'), '-g', 'daemon off;'], {
-        reject: false,
-        stdin: 'ignore',
-        all: true,
-      });
-      child.all?.on('data', (chunk: Buffer) => (log += chunk.toString()));
-      server = child;
-      // Wait until it answers (or exits, e.g. because the port was taken).
-      const deadline = Date.now() + 10_000;
-      let exited = false;
-      void child.then(() => (exited = true));
-      while (!exited && Date.now() < deadline) {
-        try {
-          await get('/index.html');
-          return;
-        } catch {
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-      }
-      await stop();
-      const errors = log + (existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : '');
-      if (!/Address already in use/.test(errors)) throw new Error(`nginx did not start:\n${errors}`);
-    }
-    throw new Error('nginx: no free port after 5 attempts');
-  }
-
-  async function stop(): Promise<void> {
-    const child = server;
-    server = undefined;
-    if (!child?.pid) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    await child;
-    clearTimeout(timer);
-  }
+  let server: NginxServer | undefined;
+  const get = (path: string, auth?: string) => server!.get(path, auth);
 
   beforeAll(async () => {
-    dir = join(scratch.root(), 'nginx');
+    const dir = join(scratch.root(), 'nginx');
     mkdirSync(join(dir, 'www'), { recursive: true });
-    mkdirSync(join(dir, 'tmp'));
-    writeFileSync(join(dir, 'www', 'index.html'), 'protected\n');
     // Workers may run as another user when nginx is not root: let them read what they serve.
     for (const path of [scratch.root(), dir, join(dir, 'www')]) chmodSync(path, 0o755);
-    chmodSync(join(dir, 'www', 'index.html'), 0o644);
     chmodSync(keychain, 0o644);
-    await start();
+    server = await startNginx(nginx!, { dir, htpasswd: keychain, ...(process.getuid?.() === 0 && { user: 'root' }) });
   }, 30_000);
-  afterAll(stop);
+  afterAll(() => server?.stop());
 
   it('answers 200 with the right key, 401 with a wrong one and without credentials', async () => {
     for (const { id, secret } of keys) {

@@ -21,13 +21,12 @@ import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, readFileSync,
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describeWithPeer } from './peers.js';
 
 export const APACHE = '/usr/sbin/apache2';
 export const HTDIGEST = '/usr/bin/htdigest';
 const MODULES = '/usr/lib/apache2/modules';
 const NEEDED = ['mod_mpm_event', 'mod_authn_core', 'mod_authn_file', 'mod_authz_core', 'mod_authz_user', 'mod_auth_basic', 'mod_auth_digest'];
-const CI = process.env.CI === 'true' || process.env.CI === '1';
 const READY_TIMEOUT_MS = 10_000;
 const TERM_GRACE_MS = 5_000;
 
@@ -51,15 +50,7 @@ export function apacheMissing(): string | undefined {
 
 /** describe() when Apache is installed; otherwise a visible skip, or under CI a failing test. */
 export function describeWithApache(name: string, body: () => void): void {
-  const missing = apacheMissing();
-  if (!missing) {
-    describe(name, body);
-    return;
-  }
-  describe(name, () => {
-    if (CI) it('needs Apache httpd', () => expect.fail(`${missing}; .ci/run installs it`));
-    else it.skip(`skipped: ${missing}`, () => {});
-  });
+  describeWithPeer('Apache httpd', apacheMissing(), name, body);
 }
 
 export interface ApacheOptions {
@@ -94,6 +85,7 @@ async function freePort(): Promise<number> {
 function run(command: string, args: string[], input: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = execFile(command, args, { timeout: 10_000 }, (err, _stdout, stderr) => (err ? reject(new Error(`${command} ${args.join(' ')}: ${err.message} ${stderr}`)) : resolve()));
+    child.stdin!.on('error', () => {}); // it may exit before reading
     child.stdin!.end(input);
   });
 }

@@ -19,11 +19,10 @@ import { request as httpsRequest } from 'node:https';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describeWithPeer } from './peers.js';
 
 export const ETCD = '/usr/bin/etcd';
 export const ETCDCTL = '/usr/bin/etcdctl';
-const CI = process.env.CI === 'true' || process.env.CI === '1';
 
 function executable(path: string): boolean {
   try {
@@ -44,15 +43,7 @@ export function etcdMissing(): string | undefined {
 
 /** describe() when etcd is installed; otherwise a visible skip, or under CI a failing test. */
 export function describeWithEtcd(name: string, body: () => void): void {
-  const missing = etcdMissing();
-  if (!missing) {
-    describe(name, body);
-    return;
-  }
-  describe(name, () => {
-    if (CI) it('needs etcd', () => expect.fail(`${missing}; .ci/run installs it`));
-    else it.skip(`skipped: ${missing}`, () => {});
-  });
+  describeWithPeer('etcd', etcdMissing(), name, body);
 }
 
 export interface EtcdTlsOptions {

@@ -9,11 +9,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describeWithPeer } from './peers.js';
 
 export const PYTHON = '/usr/bin/python3';
 const APP = fileURLToPath(new URL('../../fixtures/flask/app.py', import.meta.url));
-const CI = process.env.CI === 'true' || process.env.CI === '1';
 const READY_TIMEOUT_MS = 15_000;
 const TERM_GRACE_MS = 3_000;
 
@@ -27,15 +26,7 @@ export function flaskMissing(): string | undefined {
 
 /** describe() when Flask-HTTPAuth is installed; otherwise a visible skip, or under CI a failing test. */
 export function describeWithFlask(name: string, body: () => void): void {
-  const missing = flaskMissing();
-  if (!missing) {
-    describe(name, body);
-    return;
-  }
-  describe(name, () => {
-    if (CI) it('needs Flask-HTTPAuth', () => expect.fail(`${missing}; .ci/run installs it`));
-    else it.skip(`skipped: ${missing}`, () => {});
-  });
+  describeWithPeer('Flask-HTTPAuth', flaskMissing(), name, body);
 }
 
 export interface FlaskOptions {

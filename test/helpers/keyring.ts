@@ -21,9 +21,8 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describeWithPeer } from './peers.js';
 
-const CI = process.env.CI === 'true' || process.env.CI === '1';
 const TOOLS = {
   dbusDaemon: ['/usr/bin/dbus-daemon', 'dbus (dbus-daemon)'],
   dbusSend: ['/usr/bin/dbus-send', 'dbus (dbus-send)'],
@@ -51,15 +50,7 @@ export function keyringMissing(): string | undefined {
 
 /** describe() when gnome-keyring and dbus are installed; otherwise a visible skip, or under CI a failing test. */
 export function describeWithKeyring(name: string, body: () => void): void {
-  const missing = keyringMissing();
-  if (!missing) {
-    describe(name, body);
-    return;
-  }
-  describe(name, () => {
-    if (CI) it('needs a Secret Service', () => expect.fail(`${missing}; .ci/run installs it`));
-    else it.skip(`skipped: ${missing}`, () => {});
-  });
+  describeWithPeer('a Secret Service', keyringMissing(), name, body);
 }
 
 export interface Keyring {
@@ -109,6 +100,8 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv, input?: st
       if (err && typeof (err as { code?: unknown }).code !== 'number') return reject(new Error(`${command} ${args.join(' ')}: ${err.message}`));
       resolve({ code: typeof code === 'number' ? code : null, stdout, stderr });
     });
+    // A program that exits without reading its input (keysmith failing fast) closes the pipe first.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(input ?? '');
   });
 }
@@ -214,6 +207,7 @@ export async function startKeyring(): Promise<Keyring> {
       daemonPid = daemon.pid ?? 0;
       started.add(daemonPid);
       daemon.stderr!.resume();
+      daemon.stdin!.on('error', () => {});
       daemon.stdin!.end(KEYRING_PASSWORD);
       // Ready when the Secret Service owns its name on the bus (bounded).
       const until = Date.now() + 10_000;
