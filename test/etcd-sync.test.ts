@@ -11,6 +11,7 @@ import bcrypt from 'bcrypt';
 import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWithEtcd, startEtcdCluster, type EtcdCluster } from './helpers/etcd.js';
+import { passlibChecks } from './helpers/peers.js';
 import { BIN, cleanEnv, errorLine, keysmith, useScratch } from './helpers/keychain-cli.js';
 
 const CI = process.env.CI === 'true' || process.env.CI === '1';
@@ -475,15 +476,8 @@ describeWithEtcd('keysmith sync (real 3-member etcd cluster)', () => {
       expect(spawnSync(HTPASSWD, ['-vb', file, id, secret]).status).toBe(0);
       expect(spawnSync(HTPASSWD, ['-vb', file, id, secret + 'x']).status).not.toBe(0);
     }
-    const script = [
-      'import json, sys',
-      'from passlib.apache import HtpasswdFile',
-      'keys = json.load(sys.stdin)',
-      'h = HtpasswdFile(sys.argv[1])',
-      'print(json.dumps([[h.check_password(k["id"], k["secret"]), h.check_password(k["id"], k["secret"] + "x")] for k in keys]))',
-    ].join('\n');
-    const p = spawnSync(PYTHON, ['-c', script, file], { input: JSON.stringify(keys), encoding: 'utf8' });
+    const p = passlibChecks(file, keys);
     expect(p.status, p.stderr).toBe(0);
-    expect(JSON.parse(p.stdout)).toEqual(keys.map(() => [true, false]));
+    expect(p.results).toEqual(keys.map(() => [true, false]));
   });
 });

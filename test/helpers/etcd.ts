@@ -13,25 +13,16 @@
  * Where etcd is missing, describeWithEtcd() skips with the reason, except under CI=true (a failure).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describeWithPeer } from './peers.js';
+import { describeWithPeer, executable } from './peers.js';
 
 export const ETCD = '/usr/bin/etcd';
 export const ETCDCTL = '/usr/bin/etcdctl';
-
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Why etcd tests cannot run here, or undefined when they can. */
 export function etcdMissing(): string | undefined {

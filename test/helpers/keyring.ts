@@ -18,10 +18,10 @@
  * except under CI=true (a failure).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describeWithPeer } from './peers.js';
+import { describeWithPeer, executable } from './peers.js';
 
 const TOOLS = {
   dbusDaemon: ['/usr/bin/dbus-daemon', 'dbus (dbus-daemon)'],
@@ -32,15 +32,6 @@ const TOOLS = {
 
 /** The password the test keyring is created and unlocked with. */
 export const KEYRING_PASSWORD = 'keysmith-test-keyring';
-
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Why a Secret Service cannot be started here, or undefined when it can. */
 export function keyringMissing(): string | undefined {

@@ -3,6 +3,8 @@
  * is missing, its tests are skipped with the reason in their name, except under CI=true, where
  * .ci/run installs every peer and a missing one is a failure.
  */
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 export const CI = process.env.CI === 'true' || process.env.CI === '1';
@@ -17,4 +19,33 @@ export function describeWithPeer(peer: string, missing: string | undefined, name
     if (CI) it(`needs ${peer}`, () => expect.fail(`${missing}; .ci/run installs it`));
     else it.skip(`skipped: ${missing}`, () => {});
   });
+}
+
+/** True when `path` is an executable file. */
+export function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Debian's python3 (not a pyenv one that may come first on PATH): passlib and bcrypt live there. */
+export const DEBIAN_PYTHON = '/usr/bin/python3';
+
+/**
+ * passlib's HtpasswdFile on `file`: for each key, [right secret accepted, wrong secret accepted].
+ * A keychain keysmith wrote must give [true, false] for every key.
+ */
+export function passlibChecks(file: string, keys: ReadonlyArray<{ id: string; secret: string }>): { status: number | null; stderr: string; results: unknown } {
+  const script = [
+    'import json, sys',
+    'from passlib.apache import HtpasswdFile',
+    'keys = json.load(sys.stdin)',
+    'h = HtpasswdFile(sys.argv[1])',
+    'print(json.dumps([[h.check_password(k["id"], k["secret"]), h.check_password(k["id"], k["secret"] + "x")] for k in keys]))',
+  ].join('\n');
+  const r = spawnSync(DEBIAN_PYTHON, ['-c', script, file], { input: JSON.stringify(keys), encoding: 'utf8' });
+  return { status: r.status, stderr: r.stderr, results: r.status === 0 ? JSON.parse(r.stdout) : undefined };
 }
