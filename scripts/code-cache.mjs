@@ -3,7 +3,7 @@
 // less per command, of ~29; start-up is the product for `token` and `list-access-keys`).
 //
 // Warmed: the data is V8's after running the hot commands once (`--version`, `token` with a
-// cached token, `list-access-keys`), so it also holds the functions they compile lazily, not only
+// cached token, `exec` with it, `list-access-keys`), so it also holds the functions they compile lazily, not only
 // the top level (measured: ~0.3-1 ms of CPU less than a cache of the compiled script alone). Each run
 // is a child process (`node scripts/code-cache.mjs --child ...`) that compiles the bundle as
 // bin/keysmith.js does, from the previous run's data, and writes V8's data when it exits.
@@ -113,7 +113,10 @@ async function warmUps(dir) {
     // Valid for a day: `token` prints it without asking any server.
     const { writeLoggedInProfile } = await import(pathToFileURL(join(dirname(SELF), '..', 'bench', 'lib', 'session.mjs')).href);
     const profile = { name: 'warm-up', url: 'http://127.0.0.1:9', dialect: 'tiled', provider: 'toy', username: 'warm-up' };
-    runs.push({ args: ['token'], env: warmUpEnv(dir, writeLoggedInProfile(join(dir, 'session'), profile)) });
+    const session = warmUpEnv(dir, writeLoggedInProfile(join(dir, 'session'), profile));
+    runs.push({ args: ['token'], env: session });
+    // And `exec` with that token: Node itself as the child, which is sure to be there.
+    runs.push({ args: ['exec', '--', process.execPath, '-e', '0'], env: session });
   } catch {
     // no bench/ here: no `token` run
   }

@@ -225,12 +225,15 @@ export async function run(command: string[], opts: ExecOptions, ctx: Ctx): Promi
   });
   let file: TokenFile | undefined;
   let refresher: Refresher | undefined;
+  let keepFresh: (() => Refresher) | undefined;
   try {
     if (wantsFile) {
       const tokens = await import('../tokens/token-file.js');
-      file = tokens.createTokenFile(ctx, profile.name, session.accessToken);
-      for (const [name, field] of variables) if (field === 'token_file') env[name] = file.path;
-      refresher = tokens.keepTokenFresh(ctx, profile, session, file, { minTtl, timeout });
+      const made = tokens.createTokenFile(ctx, profile.name, session.accessToken);
+      file = made;
+      for (const [name, field] of variables) if (field === 'token_file') env[name] = made.path;
+      // The token is fresh (currentSession saw to that): refreshing can start once the child has.
+      keepFresh = () => tokens.keepTokenFresh(ctx, profile, session, made, { minTtl, timeout });
     }
     if (early) throw new ExitCode(128 + (await signalNumber(early)));
     let outcome: Outcome;
@@ -238,6 +241,7 @@ export async function run(command: string[], opts: ExecOptions, ctx: Ctx): Promi
       outcome = await new Promise<Outcome>((resolve) => {
         const started = ctx.spawn!(program, args, { env, stdio: 'inherit' });
         child = started;
+        refresher = keepFresh?.();
         // 'error' after a successful start (a kill that failed) is not the end of the child.
         started.on('error', (error) => {
           if (started.pid === undefined) resolve({ error });
