@@ -31,17 +31,18 @@ function run(command, args, env, input = '') {
   });
 }
 
-/** Processes of this file, stopped by PID when the runner exits (it has no teardown hook). */
+/** Processes of this file, stopped by PID after its cases (b.onCleanup) or, at the latest, when the runner exits. */
 const pids = [];
-process.once('exit', () => {
-  for (const pid of pids) {
+function stopAll() {
+  for (const pid of pids.splice(0)) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
       // gone
     }
   }
-});
+}
+process.once('exit', stopAll);
 
 /**
  * A private bus (no service activation) listening on `dir`/run/bus, and an unlocked gnome-keyring
@@ -85,6 +86,8 @@ async function startSecretService(dir) {
 }
 
 export default async function keyring(b) {
+  // The daemons' pipes would otherwise keep the runner alive after its table.
+  b.onCleanup?.(stopAll);
   const missing = missingTool();
   if (missing) {
     process.stderr.write(`skipping the keyring benchmarks: ${missing} not found (Debian: dbus, gnome-keyring, libsecret-tools)\n`);
