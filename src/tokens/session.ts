@@ -52,8 +52,7 @@ export async function currentSession(ctx: Ctx, profile: Profile, options: Sessio
   const session = await readSession(ctx, profile.name, { secrets: 'use' });
   if (!session) throw notLoggedIn(profile.name);
   if (!options.force && !isStale(session, ctx.now(), options.minTtl ?? DEFAULT_MIN_TTL_SECONDS)) return session;
-  const timeout = httpOptions(profile, { timeout: options.timeout }).timeout ?? 30;
-  return withSessionLock(ctx, profile.name, timeout, () => refreshLocked(ctx, profile.name, session, options));
+  return refreshUnderLock(ctx, profile, session, options);
 }
 
 /**
@@ -64,8 +63,13 @@ export async function currentSession(ctx: Ctx, profile: Profile, options: Sessio
  * result, never more.
  */
 export async function refreshAfterRejection(ctx: Ctx, profile: Profile, rejected: Session, options: SessionOptions = {}): Promise<Session> {
+  return refreshUnderLock(ctx, profile, rejected, { ...options, force: true });
+}
+
+/** Take the session lock (waiting as long as a holder's network calls may take), then refreshLocked. */
+function refreshUnderLock(ctx: Ctx, profile: Profile, seen: Session, options: SessionOptions): Promise<Session> {
   const timeout = httpOptions(profile, { timeout: options.timeout }).timeout ?? 30;
-  return withSessionLock(ctx, profile.name, timeout, () => refreshLocked(ctx, profile.name, rejected, { ...options, force: true }));
+  return withSessionLock(ctx, profile.name, timeout, () => refreshLocked(ctx, profile.name, seen, options));
 }
 
 async function refreshLocked(ctx: Ctx, name: string, seen: Session, options: SessionOptions): Promise<Session> {
