@@ -18,10 +18,9 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { describeWithPeer } from './peers.js';
+import { describeWithPeer, freePort } from './peers.js';
 
 export const APACHE = '/usr/sbin/apache2';
 export const HTDIGEST = '/usr/bin/htdigest';
@@ -68,18 +67,6 @@ export interface ApacheServer {
   /** The error log so far (for failure messages). */
   errorLog(): string;
   stop(): Promise<void>;
-}
-
-/** A free TCP port on 127.0.0.1 (bound to port 0, then released for Apache to take). */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function run(command: string, args: string[], input: string): Promise<void> {

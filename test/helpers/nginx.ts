@@ -9,9 +9,9 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
+import { freePort } from './peers.js';
 
 export interface NginxServer {
   readonly port: number;
@@ -32,18 +32,6 @@ export interface NginxOptions {
   htpasswd: string;
   /** `user` directive (only meaningful when nginx starts as root), e.g. "www-data" or "root". */
   user?: string;
-}
-
-/** A port that was free a moment ago (nginx cannot bind port 0 and tell which it got). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function get(port: number, path: string, auth?: string): Promise<number> {

@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 
 export const CI = process.env.CI === 'true' || process.env.CI === '1';
@@ -48,4 +49,16 @@ export function passlibChecks(file: string, keys: ReadonlyArray<{ id: string; se
   ].join('\n');
   const r = spawnSync(DEBIAN_PYTHON, ['-c', script, file], { input: JSON.stringify(keys), encoding: 'utf8' });
   return { status: r.status, stderr: r.stderr, results: r.status === 0 ? JSON.parse(r.stdout) : undefined };
+}
+
+/** A port that was free a moment ago, for peers that cannot bind port 0 and tell which they got. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
